@@ -1,0 +1,1 @@
+"""VS-ReID (video object segmentation with re-identification) in JAX/Flax."""

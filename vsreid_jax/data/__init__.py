@@ -1,0 +1,1 @@
+"""Reading and writing videos, masks and DAVIS datasets; synthetic videos."""

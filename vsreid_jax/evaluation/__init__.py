@@ -1,0 +1,1 @@
+"""The official DAVIS 2017 semi-supervised evaluation (J and F)."""

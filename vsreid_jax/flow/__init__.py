@@ -1,0 +1,1 @@
+"""Optical flow: .flo files, OpenCV DIS flow, warping by flow."""
