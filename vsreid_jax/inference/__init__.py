@@ -1,0 +1,1 @@
+"""Segmenting videos: propagation, re-identification rounds, drivers for folders and DAVIS."""
