@@ -117,3 +117,16 @@ def test_bad_config_names_the_field(field, value):
 def test_unknown_config_argument():
   with pytest.raises(ValueError, match='unknown propagation config'):
     convert.load_config(arg='huge')
+
+
+def test_folded_batch_norm_matches(smoke):
+  config, variables = smoke
+  rng = np.random.default_rng(0)
+  statistics = jax.tree.map(lambda x: rng.uniform(0.5, 1.5, x.shape).astype(np.float32),
+                            variables['batch_stats'])
+  variables = {'params': variables['params'], 'batch_stats': statistics}
+  inputs = _inputs(1, 33, 33)
+  expected = models.jit_inference(models.build_propagation_model(config.model))(variables, *inputs)
+  folded = models.build_propagation_model(config.model, folded_bn=True)
+  logits = models.jit_inference(folded)(models.fold_batch_norm(variables), *inputs)
+  assert np.abs(logits - expected).max() < 1e-5 * np.abs(expected).max()

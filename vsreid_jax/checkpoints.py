@@ -1,6 +1,5 @@
 """Model checkpoints on disk (orbax), and loading the propagation network from one."""
 
-import functools
 import pathlib
 
 import jax
@@ -94,9 +93,9 @@ def load_propagation(checkpoint_dir):
     compiles once.
   """
   variables, config = restore_model_checkpoint(checkpoint_dir)
-  model = models.build_propagation_model(config.model)
-  variables = jax.device_put(variables)
-  apply = jax.jit(functools.partial(model.apply, train=False))
+  model = models.build_propagation_model(config.model, folded_bn=True)
+  variables = jax.device_put(models.fold_batch_norm(variables))
+  apply = models.jit_inference(model)
 
   def net(image, flow, guidance):
     _check_inputs(image, flow, guidance)

@@ -6,6 +6,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vsreid_jax.models.folding import EPSILON, FoldedBatchNorm
+
 ModuleDef = Any
 
 # Kaiming-normal over fan-out, the initialisation torchvision gives ResNets.
@@ -32,7 +34,6 @@ class BasicBlock(nn.Module):
   norm: ModuleDef
   strides: int = 1
   dilation: int = 1
-  expansion = 1
 
   @nn.compact
   def __call__(self, x):
@@ -51,7 +52,6 @@ class Bottleneck(nn.Module):
   norm: ModuleDef
   strides: int = 1
   dilation: int = 1
-  expansion = 4
 
   @nn.compact
   def __call__(self, x):
@@ -79,6 +79,7 @@ class ResNet(nn.Module):
     width: multiplier of every channel count (1.0 for the published networks).
     frozen_bn: normalise with the running statistics even when training.
     bn_momentum: Flax convention, the weight of the old running average.
+    folded_bn: inference only, BatchNorms reduced to biases (see `fold_batch_norm`).
     dtype: computation dtype; parameters stay float32.
   """
   stage_sizes: Sequence[int]
@@ -89,6 +90,7 @@ class ResNet(nn.Module):
   width: float = 1.0
   frozen_bn: bool = False
   bn_momentum: float = 0.9
+  folded_bn: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -102,8 +104,9 @@ class ResNet(nn.Module):
       train: training mode (batch statistics unless `frozen_bn`).
     """
     conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=conv_init)
-    norm = functools.partial(nn.BatchNorm, use_running_average=self.frozen_bn or not train,
-                             momentum=self.bn_momentum, epsilon=1e-5, dtype=self.dtype)
+    norm = FoldedBatchNorm if self.folded_bn else functools.partial(
+        nn.BatchNorm, use_running_average=self.frozen_bn or not train, momentum=self.bn_momentum,
+        epsilon=EPSILON, dtype=self.dtype)
     stem_features = scale_width(64, self.width)
     if self.stem == 'deep':
       first_conv = conv(stem_features, (3, 3), 2, padding=1, name='conv1_1')
