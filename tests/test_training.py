@@ -1,0 +1,198 @@
+"""Guidance deformations, optimiser groups, config checks and the training loop on synthetic videos."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import propagation
+from vsreid_jax.data import augment
+from vsreid_jax.evaluation import metrics
+from vsreid_jax.training import optimizer, propagation_data, trainer
+
+
+def tiny_config(num_steps=8):
+  config = propagation.get_config('smoke')
+  config.num_train_steps = num_steps
+  config.checkpoint_every_steps = num_steps // 2
+  config.log_every_steps = 2
+  config.eval_every_steps = 0
+  config.batch_size = 4
+  config.num_eval_examples = 4
+  config.model.width = 0.25
+  config.model.aspp_features = 16
+  config.model.patch_size = 65
+  config.data.synthetic.num_train_videos = 2
+  config.data.synthetic.num_eval_videos = 1
+  config.data.num_workers = 1
+  return config
+
+
+def test_deformed_guidance_stays_near_the_object_and_varies():
+  mask = np.zeros((97, 97), bool)
+  mask[25:70, 30:75] = True
+  rng = np.random.default_rng(0)
+  deformation = augment.GuidanceDeformation(box_probability=0, empty_probability=0)
+  guidances = [augment.deform_guidance(mask, rng, deformation) for _ in range(30)]
+  overlaps = np.array([metrics.region_similarity(mask, g > 0) for g in guidances])
+  assert overlaps.min() > 0.4 and np.median(overlaps) > 0.6
+  assert (overlaps < 0.98).all()  # every one is corrupted
+  assert len({g.tobytes() for g in guidances}) == 30  # and each differently
+  centres = np.array([np.argwhere(g > 0).mean(axis=0) for g in guidances])
+  assert np.abs(centres - [47, 52]).max() < 0.25 * 45
+  always_box = augment.GuidanceDeformation(box_probability=1, empty_probability=0)
+  np.testing.assert_array_equal(augment.deform_guidance(mask, rng, always_box), mask)
+  always_empty = augment.GuidanceDeformation(box_probability=0, empty_probability=1)
+  assert not augment.deform_guidance(mask, rng, always_empty).any()
+
+
+def test_thin_plate_map_interpolates_its_control_points():
+  targets = np.array([[10., 10.], [50., 12.], [12., 40.], [48., 44.], [30., 25.]])
+  sources = targets + np.array([[1., -2.], [0., 3.], [-2., 0.], [2., 2.], [0.5, -1.]])
+  map_x, map_y = augment.thin_plate_map(targets, sources, 60, 70)
+  for (tx, ty), (sx, sy) in zip(targets.astype(int), sources):
+    assert map_x[ty, tx] == pytest.approx(sx, abs=1e-3) and map_y[ty, tx] == pytest.approx(sy, abs=1e-3)
+
+
+def test_flip_negates_flow_x():
+  image, flow = np.arange(24.).reshape(2, 4, 3), np.stack([np.ones((2, 4)), 2 * np.ones((2, 4))], -1)
+  flipped_image, flipped_flow, _, _ = augment.flip_example(image, flow, np.zeros((2, 4)), np.zeros((2, 4)))
+  np.testing.assert_array_equal(flipped_image, image[:, ::-1])
+  assert (flipped_flow[..., 0] == -1).all() and (flipped_flow[..., 1] == 2).all()
+
+
+def test_optimizer_groups_and_multipliers():
+  params = {'backbone': {'conv1': {'kernel': np.ones((3, 3, 1, 1))},
+                         'bn1': {'scale': np.ones(1), 'bias': np.ones(1)}},
+            'classifier': {'kernel': np.ones((1, 1, 1, 2)), 'bias': np.ones(2)},
+            'flow_classifier': {'kernel': np.ones((1, 1, 1, 2)), 'bias': np.ones(2)}}
+  groups = optimizer.parameter_groups(params, ('rgb',))
+  assert groups['backbone'] == {'conv1': {'kernel': 'weight'}, 'bn1': {'scale': 'norm', 'bias': 'norm'}}
+  assert groups['classifier'] == {'kernel': 'weight', 'bias': 'bias'}
+  assert groups['flow_classifier'] == {'kernel': 'frozen', 'bias': 'frozen'}
+  config = propagation.get_config('smoke')
+  config.optimizer.warmup_steps = 0
+  config.optimizer.momentum = 0.0
+  config.optimizer.weight_decay = 0.1
+  config.trainable_branches = ('rgb',)
+  tx = optimizer.make_optimizer(config, params)
+  grads = jax.tree.map(np.ones_like, params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  lr = config.optimizer.learning_rate
+  # Weights and BatchNorm: lr x1 with decay x1; biases: lr x2 without decay; flow branch frozen.
+  np.testing.assert_allclose(updates['classifier']['kernel'], -lr * (1 + 0.1))
+  np.testing.assert_allclose(updates['backbone']['bn1']['scale'], -lr * (1 + 0.1))
+  np.testing.assert_allclose(updates['backbone']['bn1']['bias'], -lr * (1 + 0.1))
+  np.testing.assert_allclose(updates['classifier']['bias'], -2 * lr)
+  np.testing.assert_allclose(updates['flow_classifier']['kernel'], 0)
+
+
+def test_learning_rate_warms_up_then_decays():
+  config = propagation.get_config('smoke')
+  schedule = optimizer.learning_rate_schedule(config)
+  lr, warmup = config.optimizer.learning_rate, config.optimizer.warmup_steps
+  assert float(schedule(0)) == 0
+  assert float(schedule(warmup)) == pytest.approx(lr)
+  assert float(schedule(config.num_train_steps)) == pytest.approx(config.optimizer.end_learning_rate)
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('batch_size', 3, 'divisible by the number of devices'),
+    ('num_train_steps', 0, 'config.num_train_steps must be a positive integer'),
+    ('trainable_branches', ('rbg',), 'config.trainable_branches'),
+    ('data.source', 'imagenet', 'config.data.source'),
+])
+def test_bad_config_values_are_named(field, value, message):
+  config = tiny_config()
+  if field == 'batch_size':
+    config.num_eval_examples = 3
+  section, _, name = field.rpartition('.')
+  (config[section] if section else config)[name] = value
+  with pytest.raises(ValueError, match=message):
+    trainer.validate_config(config, num_devices=2 if field == 'batch_size' else 1)
+
+
+def test_config_typo_fails_at_once():
+  config = propagation.get_config('smoke')
+  with pytest.raises(AttributeError, match='batchsize'):
+    config.batchsize  # pylint: disable=pointless-statement
+  with pytest.raises(ValueError, match='unknown propagation config'):
+    propagation.get_config('smok')
+
+
+def test_examples_are_deterministic_and_well_formed(tmp_path):
+  config = tiny_config()
+  sampler, _ = trainer.make_samplers(config, tmp_path)
+  first = propagation_data.local_batch(sampler, 0, step=5, indices=range(2))
+  again = propagation_data.local_batch(sampler, 0, step=5, indices=range(2))
+  other = propagation_data.local_batch(sampler, 0, step=6, indices=range(2))
+  for key in first:
+    np.testing.assert_array_equal(first[key], again[key])
+  assert not np.array_equal(first['image'], other['image'])
+  assert first['image'].shape == (2, 65, 65, 3) and first['flow'].shape == (2, 65, 65, 2)
+  assert first['guidance'].shape == (2, 65, 65, 1) and first['target'].dtype == np.int32
+  assert set(np.unique(first['target']).tolist()) <= {0, 1} and first['target'].any()
+
+
+def _leaves(state):
+  return [np.asarray(x) for x in jax.tree.leaves(state.params)]
+
+
+@pytest.mark.slow
+def test_training_loss_falls_and_resume_is_exact(tmp_path, capsys, monkeypatch):
+  config = tiny_config(num_steps=12)
+  config.optimizer.learning_rate = 0.02
+  straight = trainer.train_and_evaluate(config, tmp_path / 'straight')
+  losses = [float(line.split('loss ')[1].split()[0]) for line in capsys.readouterr().out.splitlines()
+            if line.startswith('step ')]
+  assert len(losses) == 6
+  assert np.mean(losses[-2:]) < 0.75 * losses[0], losses
+
+  real_batch = propagation_data.local_batch
+
+  def crash_after_checkpoint(sampler, seed, step, indices, stream=0):
+    if step == 8:
+      raise KeyboardInterrupt('simulated preemption')
+    return real_batch(sampler, seed, step, indices, stream)
+
+  monkeypatch.setattr(propagation_data, 'local_batch', crash_after_checkpoint)
+  with pytest.raises(KeyboardInterrupt):
+    trainer.train_and_evaluate(config, tmp_path / 'resumed')
+  monkeypatch.setattr(propagation_data, 'local_batch', real_batch)
+  resumed = trainer.train_and_evaluate(config, tmp_path / 'resumed')
+  assert 'resumed from step 6' in capsys.readouterr().out
+  assert int(resumed.step) == 12
+  for a, b in zip(_leaves(straight), _leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
+_DEVICE_SCRIPT = '''
+import sys
+sys.path.insert(0, {tests!r})
+import jax
+from test_training import tiny_config
+from vsreid_jax.training import trainer
+config = tiny_config(num_steps=2)
+config.checkpoint_every_steps = 2
+config.log_every_steps = 1
+trainer.train_and_evaluate(config, {workdir!r})
+print('devices', jax.device_count())
+'''
+
+
+@pytest.mark.slow
+def test_four_devices_give_the_loss_of_one(tmp_path):
+  losses = {}
+  for devices in (1, 4):
+    env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+    script = _DEVICE_SCRIPT.format(tests=os.path.dirname(__file__), workdir=str(tmp_path / f'd{devices}'))
+    done = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f'devices {devices}' in done.stdout
+    losses[devices] = [float(line.split('loss ')[1].split()[0]) for line in done.stdout.splitlines()
+                       if line.startswith('step ')]
+  assert len(losses[1]) == 2
+  np.testing.assert_allclose(losses[4], losses[1], rtol=1e-4)

@@ -1,0 +1,1 @@
+"""Training the networks: input pipelines, optimisers, the training loop."""

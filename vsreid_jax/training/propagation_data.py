@@ -1,0 +1,144 @@
+"""Training examples for the propagation network from video pairs in DAVIS-layout folders.
+
+An example is a pair of nearby frames of one object: the later ("current")
+frame's image and its flow to the earlier one (as the official inference feeds
+the flow branch), the earlier frame's mask warped to the current frame by flow
+and then deformed (the guidance), and the current mask (the target), all
+cropped around the object and resized to the patch size. Every example is a
+pure function of (seed, step, index in the global batch), so a resumed run
+sees exactly the batches of an uninterrupted one, on any number of hosts.
+"""
+
+import dataclasses
+import pathlib
+
+import cv2
+import numpy as np
+
+from vsreid_jax.data import augment, synthetic
+from vsreid_jax.data.davis import DavisDataset
+from vsreid_jax.errors import InputError
+from vsreid_jax.flow import dis, flo
+from vsreid_jax.flow.warp import warp_labels
+
+_MAX_TRIES = 20
+
+
+@dataclasses.dataclass
+class VideoPairSampler:
+  """Draws (image, flow, guidance, target) examples from a DAVIS-layout split.
+
+  Attributes:
+    dataset: the `DavisDataset` split.
+    patch_size: side of the square patches.
+    max_gap: largest frame distance between the two frames of a pair.
+    flow_preset: OpenCV DIS preset.
+    flow_cache_dir: where computed flows are kept (None: recompute every time).
+    deformation: how the guidance is corrupted.
+    augment: random crop scale, shift and horizontal flip (off for evaluation).
+  """
+  dataset: DavisDataset
+  patch_size: int
+  max_gap: int = 3
+  flow_preset: str = 'fast'
+  flow_cache_dir: pathlib.Path | None = None
+  deformation: augment.GuidanceDeformation = augment.GuidanceDeformation()
+  augment: bool = True
+
+  def __post_init__(self):
+    dis.check_preset(self.flow_preset)
+    if self.max_gap < 1:
+      raise ValueError(f'max_gap must be at least 1, got {self.max_gap}')
+    self._sequences = {}
+    for name in self.dataset.sequence_names:
+      sequence = self.dataset.sequence(name)
+      if len(sequence.annotation_paths) != len(sequence.frames):
+        raise InputError(f'sequence {name} of {self.dataset.split_file}: training needs an annotation '
+                         f'for every frame ({len(sequence.annotation_paths)} of {len(sequence.frames)})')
+      if len(sequence.frames) >= 2:
+        self._sequences[name] = sequence
+    if not self._sequences:
+      raise InputError(f'{self.dataset.split_file}: no sequence with two or more frames to train on')
+    self._names = sorted(self._sequences)
+
+  def _flow(self, sequence, source, target):
+    """Flow from frame `source` to frame `target`, from the cache when it is there."""
+    path = None
+    if self.flow_cache_dir is not None:
+      path = pathlib.Path(self.flow_cache_dir) / sequence.name / f'{source:05d}_{target:05d}.flo'
+      if path.is_file():
+        return flo.read_flo(path)
+    flow = dis.compute_flow(sequence.frames[source], sequence.frames[target], self.flow_preset)
+    if path is not None:
+      flo.write_flo(path, flow)
+    return flow
+
+  def example(self, rng):
+    """One example drawn with `rng`: dict of float32 image, flow, guidance and int32 target."""
+    for _ in range(_MAX_TRIES):
+      sequence = self._sequences[self._names[rng.integers(len(self._names))]]
+      num_frames = len(sequence.frames)
+      current = int(rng.integers(num_frames))
+      gap = int(rng.integers(1, self.max_gap + 1))
+      previous = current - gap if rng.random() < 0.5 else current + gap
+      previous = int(np.clip(previous, 0, num_frames - 1))
+      if previous == current:
+        previous = current - 1 if current > 0 else current + 1
+      previous_labels = sequence.read_annotation(previous)
+      object_ids = [k for k in np.unique(previous_labels) if 0 < k < 255]
+      if not object_ids:
+        continue
+      object_id = object_ids[rng.integers(len(object_ids))]
+      current_mask = sequence.read_annotation(current) == object_id
+      flow_to_previous = self._flow(sequence, current, previous)
+      flow_to_current = self._flow(sequence, previous, current)
+      warped = warp_labels((previous_labels == object_id).astype(np.uint8), flow_to_previous,
+                           flow_to_current)
+      box = augment.mask_box(warped) or augment.mask_box(current_mask)
+      if box is None:
+        continue
+      return self._crop(sequence.frames[current], flow_to_previous, warped, current_mask, box, rng)
+    raise InputError(f'{self.dataset.split_file}: found no frame pair with a visible object '
+                     f'in {_MAX_TRIES} tries')
+
+  def _crop(self, image, flow, warped, target, box, rng):
+    height, width = target.shape
+    if self.augment:
+      window = augment.crop_box(box, height, width, rng, jitter=0.1, scale_range=(0.8, 1.3))
+    else:
+      window = augment.crop_box(box, height, width)
+    size = self.patch_size
+    # Flow vectors are not rescaled to the patch, as in the official inference.
+    image = augment.crop_and_resize(image, window, size)
+    flow = augment.crop_and_resize(flow, window, size)
+    guidance = augment.crop_and_resize(warped.astype(np.uint8), window, size, cv2.INTER_NEAREST)
+    target = augment.crop_and_resize(target.astype(np.uint8), window, size, cv2.INTER_NEAREST)
+    if self.augment:
+      guidance = augment.deform_guidance(guidance, rng, self.deformation)
+      if rng.random() < 0.5:
+        image, flow, guidance, target = augment.flip_example(image, flow, guidance, target)
+    return {'image': image.astype(np.float32), 'flow': flow.astype(np.float32),
+            'guidance': guidance.astype(np.float32)[..., None], 'target': target.astype(np.int32)}
+
+
+TRAIN_STREAM, EVAL_STREAM = 0, 1
+
+
+def example_rng(seed, step, index, stream=TRAIN_STREAM):
+  """The generator of example `index` of the batch of `step`: independent of hosts and restarts."""
+  return np.random.default_rng([seed, stream, step, index])
+
+
+def local_batch(sampler, seed, step, indices, stream=TRAIN_STREAM):
+  """Stacks the examples `indices` (this host's share of the global batch) of `step`."""
+  examples = [sampler.example(example_rng(seed, step, i, stream)) for i in indices]
+  return {key: np.stack([e[key] for e in examples]) for key in examples[0]}
+
+
+def prepare_synthetic_root(root, num_train_videos, num_eval_videos, video_config, seed):
+  """Writes synthetic train and eval splits to `root` unless they are already there."""
+  root = pathlib.Path(root)
+  for split, count in (('train', num_train_videos), ('eval', num_eval_videos)):
+    if not (root / 'ImageSets' / '2017' / f'{split}.txt').is_file():
+      synthetic.generate_davis(root, count, split, video_config, seed)
+  return root
