@@ -63,7 +63,8 @@ def restore_model_checkpoint(directory):
   except InputError:
     raise
   except Exception as error:  # orbax raises many types for damaged files.
-    raise InputError(f'{directory}: unreadable checkpoint ({type(error).__name__}: {error})') from None
+    raise InputError(
+        f'{directory}: unreadable checkpoint ({type(error).__name__}: {error})') from None
   state = restored[STATE_ITEM]
   variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
   return variables, ml_collections.ConfigDict(restored[CONFIG_ITEM])

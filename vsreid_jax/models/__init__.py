@@ -25,7 +25,8 @@ def _positive_ints(values, field, length=None):
 
 def _unit_interval(value, field, upper_open=False):
   if not 0.0 <= value <= 1.0 or (upper_open and value == 1.0):
-    raise ValueError(f'config.model.{field} must lie in [0, 1{")" if upper_open else "]"}, got {value}')
+    interval = '[0, 1)' if upper_open else '[0, 1]'
+    raise ValueError(f'config.model.{field} must lie in {interval}, got {value}')
   return value
 
 

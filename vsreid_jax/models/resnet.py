@@ -20,7 +20,7 @@ def scale_width(channels, width):
 
 
 def _shortcut(x, features, strides, conv, norm):
-  """Identity, or a strided 1x1 conv + BN when the block changes the shape (as the official code)."""
+  """Identity, or (as the official code) a strided 1x1 conv + BN where the shape changes."""
   if strides == 1 and x.shape[-1] == features:
     return x
   x = conv(features, (1, 1), strides, padding=0, name='downsample_conv')(x)
@@ -38,7 +38,8 @@ class BasicBlock(nn.Module):
   @nn.compact
   def __call__(self, x):
     d = self.dilation
-    y = self.conv(self.features, (3, 3), self.strides, padding=d, kernel_dilation=d, name='conv1')(x)
+    y = self.conv(self.features, (3, 3), self.strides, padding=d, kernel_dilation=d,
+                  name='conv1')(x)
     y = nn.relu(self.norm(name='bn1')(y))
     y = self.conv(self.features, (3, 3), padding=1, name='conv2')(y)
     y = self.norm(name='bn2')(y)
@@ -58,11 +59,12 @@ class Bottleneck(nn.Module):
     d = self.dilation
     y = self.conv(self.features, (1, 1), padding=0, name='conv1')(x)
     y = nn.relu(self.norm(name='bn1')(y))
-    y = self.conv(self.features, (3, 3), self.strides, padding=d, kernel_dilation=d, name='conv2')(y)
+    y = self.conv(self.features, (3, 3), self.strides, padding=d, kernel_dilation=d,
+                  name='conv2')(y)
     y = nn.relu(self.norm(name='bn2')(y))
-    y = self.conv(self.features * 4, (1, 1), padding=0, name='conv3')(y)
-    y = self.norm(name='bn3')(y)
     out_features = self.features * 4
+    y = self.conv(out_features, (1, 1), padding=0, name='conv3')(y)
+    y = self.norm(name='bn3')(y)
     return nn.relu(y + _shortcut(x, out_features, self.strides, self.conv, self.norm))
 
 
@@ -127,7 +129,8 @@ class ResNet(nn.Module):
       x = conv(features, (3, 3), padding=1, name=conv_name)(x)
       x = nn.relu(norm(name=bn_name)(x))
     x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
-    for i, (num_blocks, stride, dilation) in enumerate(zip(self.stage_sizes, self.strides, self.dilations)):
+    stages = zip(self.stage_sizes, self.strides, self.dilations)
+    for i, (num_blocks, stride, dilation) in enumerate(stages):
       features = scale_width(64 * 2**i, self.width)
       for j in range(num_blocks):
         x = self.block_cls(features, conv, norm, stride if j == 0 else 1, dilation,

@@ -1,0 +1,117 @@
+"""Times the MP2S propagation forward pass (a batch of instance patches) and prints a table.
+
+  python benchmarks/propagation_forward.py --configs paper,smoke --dtypes float32,bfloat16
+
+Each row: one config, patch size, dtype, and the patches of one frame without
+or with horizontal-flip averaging (which doubles the batch). Weights are random
+(speed does not depend on their values) and BatchNorm is folded as in
+`load_propagation`; `--baseline` times the unfolded network with default XLA
+flags instead. The peak is a large matmul timed on the same device.
+"""
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vsreid_jax import convert, models
+
+
+def measure_matmul_peak(dtype, repeats=5):
+  """FLOP/s of a large square matmul in `dtype`, a practical peak for conv networks."""
+  n = 2048 if jax.default_backend() == 'cpu' else 8192
+  a = jnp.ones((n, n), dtype)
+  matmul = jax.jit(lambda x: x @ x)
+  jax.block_until_ready(matmul(a))
+  seconds = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(matmul(a))
+    seconds.append(time.perf_counter() - start)
+  return 2 * n**3 / min(seconds)
+
+
+def random_variables(abstract, seed=0):
+  """He-scaled random kernels, zero biases: activations keep a sane range."""
+  rng = np.random.default_rng(seed)
+
+  def sample(path, leaf):
+    if path[-1].key != 'kernel':
+      return np.zeros(leaf.shape, np.float32)
+    fan_in = np.prod(leaf.shape[:-1])
+    return (rng.standard_normal(leaf.shape, np.float32) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+  return jax.tree_util.tree_map_with_path(sample, abstract)
+
+
+def time_forward(model_config, size, patches, baseline, repeats):
+  """(compile seconds, FLOPs, median seconds) of one jitted forward."""
+  model = models.build_propagation_model(model_config, folded_bn=not baseline)
+  rng = np.random.default_rng(0)
+  inputs = (rng.uniform(0, 255, (patches, size, size, 3)).astype(np.float32),
+            rng.normal(0, 3, (patches, size, size, 2)).astype(np.float32),
+            rng.uniform(0, 1, (patches, size, size, 1)).astype(np.float32))
+  abstract = jax.eval_shape(model.init, jax.random.key(0), *inputs)
+  variables = jax.device_put(random_variables(abstract))
+  if baseline:
+    forward = jax.jit(lambda v, *x: model.apply(v, *x, train=False))
+    variables['batch_stats'] = jax.tree.map(jnp.ones_like, variables['batch_stats'])
+  else:
+    forward = models.jit_inference(model)
+  inputs = jax.device_put(inputs)
+  lowered = forward.lower(variables, *inputs)
+  start = time.perf_counter()
+  compiled = lowered.compile()
+  compile_seconds = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  flops = (cost[0] if isinstance(cost, list) else cost)['flops']
+  jax.block_until_ready(compiled(variables, *inputs))
+  seconds = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(variables, *inputs))
+    seconds.append(time.perf_counter() - start)
+  return compile_seconds, flops, statistics.median(seconds)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--configs', default='paper,smoke', help='comma-separated: paper, smoke')
+  parser.add_argument('--dtypes', default='float32,bfloat16')
+  parser.add_argument('--patches', type=int, default=1, help='instance patches per frame')
+  parser.add_argument('--size', type=int, help='patch size (default: the config\'s)')
+  parser.add_argument('--flip', default='no,yes', help='rows without and/or with flip averaging')
+  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--baseline', action='store_true',
+                      help='unfolded BatchNorm and default XLA flags')
+  args = parser.parse_args()
+
+  device = jax.devices()[0]
+  print(f'device: {device.device_kind} ({jax.default_backend()}), jax {jax.__version__}, '
+        f'{"baseline" if args.baseline else "folded BN, tuned flags"}')
+  peaks = {dtype: measure_matmul_peak(jnp.dtype(dtype)) for dtype in args.dtypes.split(',')}
+  print('matmul peak: ' + ', '.join(f'{d} {p / 1e9:.0f} GFLOP/s' for d, p in peaks.items()))
+  header = (f'{"config":<7}{"size":>5}{"patches":>8}{"flip":>5}{"dtype":>10}{"compile s":>10}'
+            f'{"GFLOP":>9}{"forward s":>10}{"GFLOP/s":>9}{"of peak":>8}')
+  print(header)
+  print('-' * len(header))
+  for name in args.configs.split(','):
+    config = convert.load_config(arg=None if name == 'paper' else name)
+    size = args.size or config.model.patch_size
+    for flip in args.flip.split(','):
+      patches = args.patches * (2 if flip == 'yes' else 1)
+      for dtype, peak in peaks.items():
+        config.model.dtype = dtype
+        compile_s, flops, forward_s = time_forward(config.model, size, patches, args.baseline,
+                                                   args.repeats)
+        print(f'{name:<7}{size:>5}{patches:>8}{flip:>5}{dtype:>10}{compile_s:>10.1f}'
+              f'{flops / 1e9:>9.0f}{forward_s:>10.3f}{flops / forward_s / 1e9:>9.1f}'
+              f'{flops / forward_s / peak:>8.0%}', flush=True)
+
+
+if __name__ == '__main__':
+  main()
