@@ -27,6 +27,16 @@ def flow_file_name(stem, forward):
   return f'{stem}.flo' if forward else f'{stem}.rflo'
 
 
+def cached_flow(path, compute):
+  """Reads the flow at `path` if the file exists; else computes it and, unless `path` is None, writes it there."""
+  if path is not None and pathlib.Path(path).is_file():
+    return flo.read_flo(path)
+  flow = compute()
+  if path is not None:
+    flo.write_flo(path, flow)
+  return flow
+
+
 class _FlowSource(abc.ABC):
   """Range checking and a small LRU shared by the flow sources.
 
@@ -116,16 +126,9 @@ class DisFlow(_FlowSource):
     self._frame = functools.lru_cache(maxsize=_CACHED_FRAMES)(frames.__getitem__)
 
   def _load(self, index, forward):
-    path = None
-    if self._cache_dir is not None:
-      path = self._cache_dir / flow_file_name(self._names[index], forward)
-      if path.is_file():
-        return flo.read_flo(path)
+    path = None if self._cache_dir is None else self._cache_dir / flow_file_name(self._names[index], forward)
     other = index + 1 if forward else index - 1
-    flow = dis.compute_flow(self._frame(index), self._frame(other), self._preset)
-    if path is not None:
-      flo.write_flo(path, flow)
-    return flow
+    return cached_flow(path, lambda: dis.compute_flow(self._frame(index), self._frame(other), self._preset))
 
 
 class PrecomputedFlow(_FlowSource):

@@ -18,7 +18,8 @@ import numpy as np
 from vsreid_jax.data import augment, synthetic
 from vsreid_jax.data.davis import DavisDataset
 from vsreid_jax.errors import InputError
-from vsreid_jax.flow import dis, flo
+from vsreid_jax.flow import dis
+from vsreid_jax.flow.provider import cached_flow
 from vsreid_jax.flow.warp import warp_labels
 
 _MAX_TRIES = 20
@@ -66,12 +67,8 @@ class VideoPairSampler:
     path = None
     if self.flow_cache_dir is not None:
       path = pathlib.Path(self.flow_cache_dir) / sequence.name / f'{source:05d}_{target:05d}.flo'
-      if path.is_file():
-        return flo.read_flo(path)
-    flow = dis.compute_flow(sequence.frames[source], sequence.frames[target], self.flow_preset)
-    if path is not None:
-      flo.write_flo(path, flow)
-    return flow
+    return cached_flow(path, lambda: dis.compute_flow(sequence.frames[source], sequence.frames[target],
+                                                      self.flow_preset))
 
   def example(self, rng):
     """One example drawn with `rng`: dict of float32 image, flow, guidance and int32 target."""
