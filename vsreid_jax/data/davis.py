@@ -1,8 +1,11 @@
 """DAVIS datasets on disk: the 2017 layout and the original 2016 layout, read lazily."""
 
 import dataclasses
+import os
 import pathlib
+import re
 
+import cv2
 import numpy as np
 
 from vsreid_jax.data import palette
@@ -155,3 +158,60 @@ class DavisDataset:
 
   def __len__(self):
     return len(self._frame_lists)
+
+
+_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
+
+
+def check_name(name, what):
+  """Raises `InputError` unless `name` is usable as a sequence or split name."""
+  if not isinstance(name, str) or not _NAME.fullmatch(name):
+    raise InputError(f'{what} {name!r} must be letters, digits, "_", "." or "-", '
+                     'starting with a letter or digit')
+
+
+def write_davis_sequences(root, sequences, split, jpeg_quality=95):
+  """Writes videos in the DAVIS 2017 layout and adds their names to the split's image set.
+
+  Frames go to JPEGImages/480p/<name>/00000.jpg, labels to Annotations/480p/<name>/00000.png
+  (indexed PNGs with the DAVIS palette) whatever the frame size, as DAVIS names its folders. An
+  existing sequence of the same name is replaced; ImageSets/2017/<split>.txt keeps the names it
+  already lists, so several splits and several calls can share one root.
+
+  Args:
+    root: dataset root; created if missing.
+    sequences: mapping from sequence name to (frames [T, H, W, 3] uint8 RGB, labels [T, H, W]).
+    split: image-set name, such as 'train' or 'val'.
+    jpeg_quality: JPEG quality, 1..100.
+
+  Raises:
+    InputError: a bad sequence name, split name or quality.
+    OSError: a file could not be written.
+  """
+  check_name(split, 'split')
+  for name in sequences:
+    check_name(name, 'sequence name')
+  if isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, int) or not 1 <= jpeg_quality <= 100:
+    raise InputError(f'jpeg_quality must be an integer in 1..100, got {jpeg_quality!r}')
+  root = pathlib.Path(root)
+  for name, (frames, labels) in sequences.items():
+    image_dir = root / 'JPEGImages' / '480p' / name
+    label_dir = root / 'Annotations' / '480p' / name
+    for directory, pattern in ((image_dir, '*.jpg'), (label_dir, '*.png')):
+      directory.mkdir(parents=True, exist_ok=True)
+      for stale in directory.glob(pattern):
+        stale.unlink()
+    for index, (frame, frame_labels) in enumerate(zip(frames, labels, strict=True)):
+      path = image_dir / f'{index:05d}.jpg'
+      if not cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+                         [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
+        raise OSError(f'{path}: could not write the JPEG file')
+      palette.write_label_png(label_dir / f'{index:05d}.png', frame_labels)
+  image_set = root / 'ImageSets' / '2017' / f'{split}.txt'
+  names = set(sequences)
+  if image_set.exists():
+    names.update(image_set.read_text().split())
+  image_set.parent.mkdir(parents=True, exist_ok=True)
+  partial = image_set.with_name(f'.{image_set.name}.partial')
+  partial.write_text(''.join(f'{name}\n' for name in sorted(names)))
+  os.replace(partial, image_set)

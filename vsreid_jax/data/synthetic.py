@@ -2,15 +2,12 @@
 
 import colorsys
 import dataclasses
-import os
-import pathlib
-import re
 import zlib
 
 import cv2
 import numpy as np
 
-from vsreid_jax.data.palette import write_label_png
+from vsreid_jax.data import davis
 from vsreid_jax.errors import InputError
 
 _SHAPES = ('ellipse', 'polygon', 'blob')
@@ -19,7 +16,6 @@ _HIDE_MODES = ('occluder', 'exit', 'random')
 # Pixels between a hidden object's outline and the edge that hides it: anti-aliasing and
 # bilinear warping spread a drawn outline by up to two pixels.
 _MARGIN = 3.0
-_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]*')
 
 
 def _check_number(value, name, low, high, integer):
@@ -765,56 +761,13 @@ def generate_video(config):
       events=_hidden_spans(instances, visible, unoccluded, num_objects))
 
 
-def _check_name(name, what):
-  if not isinstance(name, str) or not _NAME.fullmatch(name):
-    raise InputError(f'{what} {name!r} must be letters, digits, "_", "." or "-", '
-                     'starting with a letter or digit')
-
-
 def write_davis(root, videos, split, jpeg_quality=95):
-  """Writes videos in the DAVIS 2017 layout and adds their names to the split's image set.
+  """Writes synthetic videos in the DAVIS 2017 layout and adds them to the split's image set.
 
-  Frames go to JPEGImages/480p/<name>/00000.jpg, labels to Annotations/480p/<name>/00000.png
-  (indexed PNGs with the DAVIS palette) whatever the frame size, as DAVIS names its folders. An
-  existing sequence of the same name is replaced; ImageSets/2017/<split>.txt keeps the names it
-  already lists, so several splits and several calls can share one root.
-
-  Args:
-    root: dataset root; created if missing.
-    videos: mapping from sequence name to `SyntheticVideo`.
-    split: image-set name, such as 'train' or 'val'.
-    jpeg_quality: JPEG quality, 1..100.
-
-  Raises:
-    InputError: a bad sequence name, split name or quality.
-    OSError: a file could not be written.
+  See `davis.write_davis_sequences`; `videos` maps sequence names to `SyntheticVideo`s.
   """
-  _check_name(split, 'split')
-  for name in videos:
-    _check_name(name, 'sequence name')
-  _check_number(jpeg_quality, 'jpeg_quality', 1, 100, integer=True)
-  root = pathlib.Path(root)
-  for name, video in videos.items():
-    image_dir = root / 'JPEGImages' / '480p' / name
-    label_dir = root / 'Annotations' / '480p' / name
-    for directory, pattern in ((image_dir, '*.jpg'), (label_dir, '*.png')):
-      directory.mkdir(parents=True, exist_ok=True)
-      for stale in directory.glob(pattern):
-        stale.unlink()
-    for index, (frame, labels) in enumerate(zip(video.frames, video.labels)):
-      path = image_dir / f'{index:05d}.jpg'
-      if not cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                         [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]):
-        raise OSError(f'{path}: could not write the JPEG file')
-      write_label_png(label_dir / f'{index:05d}.png', labels)
-  image_set = root / 'ImageSets' / '2017' / f'{split}.txt'
-  names = set(videos)
-  if image_set.exists():
-    names.update(image_set.read_text().split())
-  image_set.parent.mkdir(parents=True, exist_ok=True)
-  partial = image_set.with_name(f'.{image_set.name}.partial')
-  partial.write_text(''.join(f'{name}\n' for name in sorted(names)))
-  os.replace(partial, image_set)
+  davis.write_davis_sequences(
+      root, {name: (video.frames, video.labels) for name, video in videos.items()}, split, jpeg_quality)
 
 
 def generate_davis(root, num_videos, split, config=SyntheticVideoConfig(), seed=0):
@@ -835,7 +788,7 @@ def generate_davis(root, num_videos, split, config=SyntheticVideoConfig(), seed=
   """
   _check_number(num_videos, 'num_videos', 1, 1_000_000, integer=True)
   _check_number(seed, 'seed', 0, 2**63 - 1, integer=True)
-  _check_name(split, 'split')
+  davis.check_name(split, 'split')
   names = []
   for index in range(num_videos):
     entropy = [int(seed), zlib.crc32(split.encode()), index]

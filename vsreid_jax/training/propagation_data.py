@@ -15,7 +15,8 @@ import pathlib
 import cv2
 import numpy as np
 
-from vsreid_jax.data import augment, synthetic
+from vsreid_jax.data import augment as augment_lib
+from vsreid_jax.data import synthetic
 from vsreid_jax.data.davis import DavisDataset
 from vsreid_jax.errors import InputError
 from vsreid_jax.flow import dis
@@ -43,7 +44,7 @@ class VideoPairSampler:
   max_gap: int = 3
   flow_preset: str = 'fast'
   flow_cache_dir: pathlib.Path | None = None
-  deformation: augment.GuidanceDeformation = augment.GuidanceDeformation()
+  deformation: augment_lib.GuidanceDeformation = augment_lib.GuidanceDeformation()
   augment: bool = True
 
   def __post_init__(self):
@@ -91,31 +92,48 @@ class VideoPairSampler:
       flow_to_current = self._flow(sequence, previous, current)
       warped = warp_labels((previous_labels == object_id).astype(np.uint8), flow_to_previous,
                            flow_to_current)
-      box = augment.mask_box(warped) or augment.mask_box(current_mask)
+      box = augment_lib.mask_box(warped) or augment_lib.mask_box(current_mask)
       if box is None:
         continue
-      return self._crop(sequence.frames[current], flow_to_previous, warped, current_mask, box, rng)
+      return make_example(sequence.frames[current], flow_to_previous, warped, current_mask, box, rng,
+                          self.patch_size, self.deformation, self.augment)
     raise InputError(f'{self.dataset.split_file}: found no frame pair with a visible object '
                      f'in {_MAX_TRIES} tries')
 
-  def _crop(self, image, flow, warped, target, box, rng):
-    height, width = target.shape
-    if self.augment:
-      window = augment.crop_box(box, height, width, rng, jitter=0.1, scale_range=(0.8, 1.3))
-    else:
-      window = augment.crop_box(box, height, width)
-    size = self.patch_size
-    # Flow vectors are not rescaled to the patch, as in the official inference.
-    image = augment.crop_and_resize(image, window, size)
-    flow = augment.crop_and_resize(flow, window, size)
-    guidance = augment.crop_and_resize(warped.astype(np.uint8), window, size, cv2.INTER_NEAREST)
-    target = augment.crop_and_resize(target.astype(np.uint8), window, size, cv2.INTER_NEAREST)
-    if self.augment:
-      guidance = augment.deform_guidance(guidance, rng, self.deformation)
-      if rng.random() < 0.5:
-        image, flow, guidance, target = augment.flip_example(image, flow, guidance, target)
-    return {'image': image.astype(np.float32), 'flow': flow.astype(np.float32),
-            'guidance': guidance.astype(np.float32)[..., None], 'target': target.astype(np.int32)}
+
+def make_example(image, flow, guidance_mask, target, box, rng, patch_size, deformation, augment):
+  """Crops an example around `box`, resizes it to the patch size, and corrupts its guidance.
+
+  Args:
+    image: [H, W, 3] uint8 RGB frame.
+    flow: [H, W, 2] flow from this frame to the one the guidance came from (zeros for stills).
+    guidance_mask: [H, W] binary mask the guidance starts from (the warped previous mask).
+    target: [H, W] binary mask of the object in this frame.
+    box: (x0, y0, x1, y1) the crop is built around.
+    rng: `np.random.Generator`.
+    patch_size: side of the square patch.
+    deformation: `augment_lib.GuidanceDeformation`.
+    augment: random crop scale and shift, guidance deformation and horizontal flip.
+
+  Returns:
+    dict of float32 image [P, P, 3], flow [P, P, 2], guidance [P, P, 1] and int32 target [P, P].
+  """
+  height, width = target.shape
+  if augment:
+    window = augment_lib.crop_box(box, height, width, rng, jitter=0.1, scale_range=(0.8, 1.3))
+  else:
+    window = augment_lib.crop_box(box, height, width)
+  # Flow vectors are not rescaled to the patch, as in the official inference.
+  image = augment_lib.crop_and_resize(image, window, patch_size)
+  flow = augment_lib.crop_and_resize(flow, window, patch_size)
+  guidance = augment_lib.crop_and_resize(guidance_mask.astype(np.uint8), window, patch_size, cv2.INTER_NEAREST)
+  target = augment_lib.crop_and_resize(target.astype(np.uint8), window, patch_size, cv2.INTER_NEAREST)
+  if augment:
+    guidance = augment_lib.deform_guidance(guidance, rng, deformation)
+    if rng.random() < 0.5:
+      image, flow, guidance, target = augment_lib.flip_example(image, flow, guidance, target)
+  return {'image': image.astype(np.float32), 'flow': flow.astype(np.float32),
+          'guidance': guidance.astype(np.float32)[..., None], 'target': target.astype(np.int32)}
 
 
 TRAIN_STREAM, EVAL_STREAM = 0, 1

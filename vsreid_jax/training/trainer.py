@@ -18,8 +18,10 @@ from vsreid_jax.data.davis import DavisDataset
 from vsreid_jax.data.synthetic import SyntheticVideoConfig
 from vsreid_jax.training import optimizer as optimizer_lib
 from vsreid_jax.training import propagation_data
+from vsreid_jax.training import tfds_data
 
 DATA_AXIS = 'data'
+DATA_SOURCES = ('davis', 'synthetic', 'tfds_davis', 'coco')
 
 
 @flax.struct.dataclass
@@ -46,8 +48,8 @@ def validate_config(config, num_devices):
   if config.num_eval_examples % config.batch_size:
     raise ValueError(f'config.num_eval_examples ({config.num_eval_examples}) must be a multiple of '
                      f'config.batch_size ({config.batch_size})')
-  if config.data.source not in ('synthetic', 'davis'):
-    raise ValueError(f'config.data.source must be "synthetic" or "davis", got {config.data.source!r}')
+  if config.data.source not in DATA_SOURCES:
+    raise ValueError(f'config.data.source must be one of {DATA_SOURCES}, got {config.data.source!r}')
   if config.data.source == 'davis' and not config.data.root:
     raise ValueError('config.data.root must name a DAVIS folder when config.data.source is "davis"')
   unknown = set(config.trainable_branches) - {'rgb', 'flow'}
@@ -57,8 +59,14 @@ def validate_config(config, num_devices):
 
 
 def make_samplers(config, workdir):
-  """Training and held-out `VideoPairSampler`s for the configured data."""
+  """Training and held-out samplers (objects with `example(rng)`) for the configured data."""
   data = config.data
+  if data.source == 'coco':
+    return [tfds_data.CocoInstanceSampler(
+        tfds_data.open_data_source(tfds_data.COCO_PANOPTIC, split, data.tfds_data_dir or None),
+        config.model.patch_size, augment=augment) for split, augment in
+            ((data.train_split, True), (data.eval_split, False))]
+  splits = (data.train_split, data.eval_split)
   if data.source == 'synthetic':
     video = SyntheticVideoConfig(num_frames=data.synthetic.num_frames, height=data.synthetic.height,
                                  width=data.synthetic.width, hidden_frames=(4, 8))
@@ -66,16 +74,19 @@ def make_samplers(config, workdir):
         workdir / 'synthetic_data', data.synthetic.num_train_videos, data.synthetic.num_eval_videos,
         video, config.seed)
     splits = ('train', 'eval')
+  elif data.source == 'tfds_davis':
+    root = workdir / 'tfds_videos'
+    for split in splits:
+      tfds_data.export_tfds_videos(
+          tfds_data.open_data_source(data.tfds_name, split, data.tfds_data_dir or None), root, split,
+          data.tfds_name)
   else:
-    root, splits = pathlib.Path(data.root), (data.train_split, data.eval_split)
+    root = pathlib.Path(data.root)
   flow_cache = workdir / 'flow_cache' if data.cache_flow else None
-  samplers = []
-  for split, augment in zip(splits, (True, False)):
-    samplers.append(propagation_data.VideoPairSampler(
-        DavisDataset(root, split, data.layout), config.model.patch_size, max_gap=data.max_gap,
-        flow_preset=data.flow_preset,
-        flow_cache_dir=None if flow_cache is None else flow_cache / split, augment=augment))
-  return samplers
+  return [propagation_data.VideoPairSampler(
+      DavisDataset(root, split, data.layout), config.model.patch_size, max_gap=data.max_gap,
+      flow_preset=data.flow_preset, flow_cache_dir=None if flow_cache is None else flow_cache / split,
+      augment=augment) for split, augment in zip(splits, (True, False))]
 
 
 def pixel_metrics(logits, target):
