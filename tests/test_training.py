@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from configs import propagation
-from vsreid_jax.data import augment
+from vsreid_jax import models
+from vsreid_jax.data import augment, synthetic
+from vsreid_jax.errors import InputError
 from vsreid_jax.evaluation import metrics
-from vsreid_jax.training import optimizer, propagation_data, trainer
+from vsreid_jax.training import finetune, optimizer, propagation_data, trainer
 
 
 def tiny_config(num_steps=8):
@@ -196,3 +198,47 @@ def test_four_devices_give_the_loss_of_one(tmp_path):
                        if line.startswith('step ')]
   assert len(losses[1]) == 2
   np.testing.assert_allclose(losses[4], losses[1], rtol=1e-4)
+
+
+def _initialised_variables(config, batch):
+  """Random parameters with BatchNorm statistics of real inputs (frozen BN needs sensible statistics)."""
+  model = models.build_propagation_model(config.model)
+  variables = model.init({'params': jax.random.key(0)}, batch['image'][:1], batch['flow'][:1],
+                         batch['guidance'][:1])
+  _, updates = model.apply(variables, batch['image'], batch['flow'], batch['guidance'], train=True,
+                           mutable=['batch_stats'], rngs={'dropout': jax.random.key(1)})
+  return model, {'params': variables['params'], 'batch_stats': updates['batch_stats']}
+
+
+def test_finetuning_on_the_first_frame_lowers_its_loss():
+  config = tiny_config()
+  clip = synthetic.generate_video(synthetic.SyntheticVideoConfig(
+      num_frames=12, height=96, width=128, hidden_frames=(2, 4), seed=1))
+  rng = np.random.default_rng(0)
+  examples = [finetune.first_frame_example(clip.frames[0], clip.labels[0], rng, 65) for _ in range(8)]
+  batch = {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+  model, variables = _initialised_variables(config, batch)
+
+  def loss(variables):
+    logits = model.apply(variables, batch['image'], batch['flow'], batch['guidance'])
+    return float(trainer.pixel_metrics(logits, batch['target'])[0])
+
+  assert finetune.finetune_propagation(variables, config, clip.frames[0], clip.labels[0], 0) is variables
+  tuned = finetune.finetune_propagation(variables, config, clip.frames[0], clip.labels[0], num_steps=15,
+                                        learning_rate=3e-3)
+  assert loss(tuned) < 0.8 * loss(variables)
+  for before, after in zip(jax.tree.leaves(variables['batch_stats']), jax.tree.leaves(tuned['batch_stats'])):
+    np.testing.assert_array_equal(before, after)  # frozen during fine-tuning
+  with pytest.raises(InputError, match='at least one object'):
+    finetune.finetune_propagation(variables, config, clip.frames[0], np.zeros_like(clip.labels[0]), 5)
+
+
+def test_dreamed_frames_move_frame_and_mask_together():
+  frame = np.zeros((60, 80, 3), np.uint8)
+  labels = np.zeros((60, 80), np.uint8)
+  frame[20:40, 30:50] = 200
+  labels[20:40, 30:50] = 1
+  dreamed, dreamed_labels = finetune.dream_frame(frame, labels, np.random.default_rng(3))
+  bright = dreamed.mean(axis=-1) > 100
+  assert metrics.region_similarity(bright, dreamed_labels == 1) > 0.85
+  assert not np.array_equal(dreamed_labels, labels)
