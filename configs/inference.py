@@ -1,0 +1,42 @@
+"""VS-ReID multi-round inference: the official davis_test.py settings.
+
+  python infer.py --sequence FRAMES --first-mask MASK.png --output OUT \
+      --propagation-checkpoint CKPT [--config configs/inference.py]
+"""
+
+import ml_collections
+
+
+def get_config():
+  """Returns the inference config."""
+  config = ml_collections.ConfigDict()
+  # Square network patch side; 0 takes the propagation checkpoint's model.patch_size (official 449).
+  config.patch_size = 0
+  # Average each prediction with that of the mirrored patch (flow x negated).
+  config.flip = True
+  # Patches per network call are padded to one of these sizes; each compiles once.
+  config.buckets = (1, 2, 4, 8, 16)
+  # Fraction of a box's size added on each side before cropping.
+  config.box_enlarge = 0.15
+  # An object keeps propagating while first-frame area <= max_area_shrink x area in the previous frame.
+  config.max_area_shrink = 10
+  # False: forward propagation only, no re-identification rounds.
+  config.reid = True
+  # A re-ID box must score above this.
+  config.reid_threshold = 0.5
+  # ... and overlap no present object's robust box (official IoU) by more than this.
+  config.occlusion_threshold = 0.3
+  # Robust box of an object: its pixels' (1 - q) to q quantiles of rows and columns.
+  config.occlusion_quantile = 0.99
+  # Objects whose person score exceeds this take part in the person round first.
+  config.person_threshold = 0.5
+  # Network runs in the re-ID box, the first guided by the first-frame mask.
+  config.recovery_iterations = 5
+  # Joint passes over the recovered object and its neighbours afterwards.
+  config.refinement_iterations = 5
+  # Dtype of the stored per-object probability crops ('float16' or 'float32').
+  config.storage_dtype = 'float16'
+  # OpenCV DIS preset when no pre-computed flow is given.
+  config.flow_preset = 'medium'
+  return config
+

@@ -1,0 +1,267 @@
+"""The VS-ReID inference decisions, with test doubles for the propagation and re-ID networks."""
+
+import numpy as np
+import pytest
+
+from configs import inference as inference_config
+from vsreid_jax.data import synthetic
+from vsreid_jax.errors import InputError
+from vsreid_jax.evaluation import metrics
+from vsreid_jax.flow.provider import DisFlow
+from vsreid_jax.inference import reid
+from vsreid_jax.inference.boxes import object_boxes
+from vsreid_jax.inference.propagation import NO_SOURCE, VideoState, propagate
+from vsreid_jax.inference.vsreid import segment_video
+
+# Frames for the oracle show instance k as grey level CODE * k.
+CODE = 20
+
+
+def coded_frames(instances):
+  """RGB frames [T, H, W, 3] that show each instance id as its own grey level."""
+  return np.repeat((np.asarray(instances) * CODE)[..., None], 3, axis=-1).astype(np.uint8)
+
+
+class ColourOracle:
+  """A propagation network that knows: it returns every patch pixel of the instance the guidance covers most.
+
+  With patches of 65 pixels, a rectangle survives the crop, resize and paste
+  back pixel for pixel, so areas are exact.
+  """
+  patch_size = 65
+
+  def __init__(self):
+    self.batch_sizes = []
+
+  def __call__(self, images, flows, guidance):
+    self.batch_sizes.append(len(images))
+    ids = np.rint(images[..., 0] / CODE).astype(np.int64)
+    foreground = np.zeros(guidance.shape, np.float32)
+    for patch, (patch_ids, patch_guidance) in enumerate(zip(ids, guidance)):
+      covered = patch_ids[(patch_guidance > 0.5) & (patch_ids > 0)]
+      if covered.size:
+        foreground[patch] = patch_ids == np.bincount(covered).argmax()
+    return foreground
+
+
+class ZeroFlow:
+  """No motion: the warp copies masks (but for the last row and column, which it rejects)."""
+
+  def __init__(self, num_frames, height, width):
+    self._num_frames, self._zeros = num_frames, np.zeros((height, width, 2), np.float32)
+
+  def __len__(self):
+    return self._num_frames
+
+  def forward(self, index):
+    return self._zeros
+
+  def backward(self, index):
+    return self._zeros
+
+
+class TruthScorer:
+  """A re-ID network that knows: one box per visible instance, scoring 0.9 for itself and 0.05 otherwise."""
+
+  def __init__(self, instances, num_objects, persons=()):
+    self.instances, self.num_objects, self.persons = np.asarray(instances), num_objects, persons
+    self.calls = []
+
+  def person_scores(self):
+    return np.array([0.9 if k in self.persons else 0.1 for k in range(self.num_objects)])
+
+  def candidates(self, frame, kind):
+    self.calls.append((frame, kind))
+    count = int(self.instances.max())
+    boxes = object_boxes(self.instances[frame], count).astype(np.float64)
+    visible = np.flatnonzero(np.bincount(self.instances[frame].ravel(), minlength=count + 1)[1:])
+    scores = np.full((len(visible), self.num_objects), 0.05)
+    for row, instance in enumerate(visible):
+      if instance < self.num_objects:
+        scores[row, instance] = 0.9
+    return boxes[visible], scores
+
+
+def make_config(**overrides):
+  config = inference_config.get_config()
+  config.update(overrides)
+  return config
+
+
+def run(labels, scorer=None, frames=None, flows=None, **overrides):
+  labels = np.asarray(labels)
+  frames = coded_frames(labels) if frames is None else frames
+  flows = ZeroFlow(*labels.shape) if flows is None else flows
+  segmentation = segment_video(frames, labels[0], ColourOracle(), flows, make_config(**overrides),
+                               scorer)
+  return segmentation, np.stack(list(segmentation.label_maps()))
+
+
+def teleporting_video():
+  """Object 1 stays put; object 2 is hidden in frames 10-29 and shows up elsewhere from frame 30."""
+  labels = np.zeros((40, 48, 64), np.uint8)
+  labels[:, 5:15, 5:15] = 1
+  labels[:10, 30:40, 5:15] = 2
+  labels[30:, 30:40, 40:50] = 2
+  return labels
+
+
+def test_hidden_object_is_lost_by_propagation_and_recovered_by_reid():
+  labels = teleporting_video()
+  _, alone = run(labels, TruthScorer(labels, 2), reid=False)
+  np.testing.assert_array_equal(alone[:10], labels[:10])
+  assert not np.any(alone[10:] == 2)
+
+  segmentation, predicted = run(labels, TruthScorer(labels, 2))
+  np.testing.assert_array_equal(predicted, labels)
+  [recovery] = segmentation.recoveries
+  assert (recovery.round, recovery.frame, recovery.object_id, recovery.score) == ('object', 30, 2, 0.9)
+  assert recovery.box == (40.0, 30.0, 50.0, 40.0)
+  # Back: frame 29 only (nothing there, so frame 28 fails the area rule); on: to the last frame.
+  assert (recovery.backward_frames, recovery.forward_frames) == (1, 9)
+  assert 'object 2 recovered in frame 30 (score 0.900' in recovery.describe()
+
+
+def test_person_round_comes_first_for_persons():
+  labels = teleporting_video()
+  scorer = TruthScorer(labels, 2, persons=(1,))
+  segmentation, _ = run(labels, scorer)
+  assert [(r.round, r.object_id) for r in segmentation.recoveries] == [('person', 2)]
+  # Candidates are asked for once per frame and round, only where an object is missing.
+  assert len(scorer.calls) == len(set(scorer.calls))
+  assert {frame for frame, _ in scorer.calls} == set(range(10, 39))
+
+
+def test_recovers_the_hidden_object_of_a_synthetic_video():
+  config = synthetic.SyntheticVideoConfig(num_frames=36, height=72, width=128, num_objects=2,
+                                          num_distractors=0, hidden_frames=(20, 20),
+                                          hide_by='occluder', noise_std=0.0, seed=4)
+  clip = synthetic.generate_video(config)
+  [span] = [s for s in clip.events if s.object_id == clip.hidden_object_id]
+  frames, flows = coded_frames(clip.instances), DisFlow(clip.frames, preset='medium')
+  scorer = TruthScorer(clip.instances, config.num_objects)
+  hidden = clip.labels == clip.hidden_object_id
+  after = slice(span.end_frame, None)
+
+  _, alone = run(clip.labels, scorer, frames, flows, reid=False)
+  assert metrics.region_similarity(hidden[after], alone[after] == clip.hidden_object_id).max() == 0
+
+  segmentation, predicted = run(clip.labels, scorer, frames, flows)
+  recovered = metrics.region_similarity(hidden[after], predicted[after] == clip.hidden_object_id)
+  assert recovered.mean() > 0.9, recovered
+  assert any(r.object_id == clip.hidden_object_id and r.frame >= span.end_frame
+             for r in segmentation.recoveries)
+  # Probabilities are kept as float16 crops: far less than one full map per object and frame.
+  assert segmentation.probabilities.nbytes() < predicted.size * config.num_objects * 2 / 4
+
+
+def test_area_rule_stops_propagating_a_shrinking_object():
+  # Areas 180, 36, 18, 15, 15, 15: frame 3 still propagates (180 <= 10 x 18), frame 4 does not
+  # (180 > 10 x 15), and the pass ends there.
+  labels = np.zeros((6, 32, 32), np.uint8)
+  for frame, (height, width) in enumerate([(12, 15), (6, 6), (3, 6), (3, 5), (3, 5), (3, 5)]):
+    labels[frame, 8:8 + height, 8:8 + width] = 1
+  _, predicted = run(labels)
+  np.testing.assert_array_equal(predicted[:4], labels[:4])
+  assert not predicted[4:].any()
+  _, predicted = run(labels, max_area_shrink=12)
+  np.testing.assert_array_equal(predicted, labels)
+
+
+def _static_state(labels, predictor, **overrides):
+  labels = np.asarray(labels)
+  config = make_config(**overrides)
+  return VideoState(coded_frames(labels), labels[0], ZeroFlow(*labels.shape), predictor, config,
+                    int(labels.max()))
+
+
+def test_only_a_strictly_closer_source_overwrites_a_mask():
+  labels = np.zeros((12, 32, 48), np.uint8)
+  labels[:, 4:12, 4:12] = 1
+  state = _static_state(labels, ColourOracle())
+  assert propagate(state, 1, 12, 1, [0]) == list(range(1, 12))
+  assert list(state.sources[:, 0]) == [0] * 12
+  state.sources[8, 0] = 8  # as if recovered there
+  # Frames 7, 6, 5 are closer to 8 than to 0; frame 4 is as close to both, so the pass stops.
+  assert propagate(state, 7, 0, -1, [0]) == [7, 6, 5]
+  assert propagate(state, 9, 12, 1, [0]) == [9, 10, 11]
+  assert list(state.sources[:, 0]) == [0] * 5 + [8] * 7
+  # A second pass from the same source changes nothing.
+  assert propagate(state, 9, 12, 1, [0]) == []
+
+
+def test_objects_touching_a_propagated_object_are_resegmented_keeping_their_source():
+  labels = np.zeros((3, 40, 64), np.uint8)
+  labels[:, 4:12, 4:12] = 1
+  labels[:, 4:12, 13:21] = 2  # its enlarged box touches object 1's
+  labels[:, 28:36, 48:56] = 3  # far away
+  oracle = ColourOracle()
+  state = _static_state(labels, oracle)
+  state.sources[2] = 2
+  assert propagate(state, 1, 3, 1, [0]) == [1]  # frame 2 is its own source
+  assert oracle.batch_sizes == [2]
+  assert list(state.sources[1]) == [0, NO_SOURCE, NO_SOURCE]
+  np.testing.assert_array_equal(state.probabilities.labels(1), np.where(labels[1] == 3, 0, labels[1]))
+
+
+@pytest.mark.parametrize('box, accepted', [((10, 10, 30, 30), False), ((22, 10, 42, 30), True)])
+def test_reid_box_over_a_present_object_is_rejected(box, accepted):
+  labels = np.zeros((40, 60), np.uint8)
+  labels[5:25, 5:25] = 1  # object 1's robust box (5, 5, 25, 25)
+  # Official overlap, max corners inside, over the hull whose min corner is min(a, b + 1):
+  # (10, 10, 30, 30): 16 x 16 / (24 x 24) = 0.44 > 0.3; (22, 10, 42, 30): 4 x 16 / (36 x 24) = 0.07.
+  appears = np.array([[True, True], [True, False], [True, True]])
+  found = reid.best_candidate(lambda frame: (np.array([box], float), np.array([[0.1, 0.8]])),
+                              lambda frame: labels, appears, np.zeros((3, 2), int), [0, 1],
+                              make_config())
+  assert (found is not None) == accepted
+  if accepted:
+    assert (found.frame, found.index, found.score) == (1, 1, 0.8)
+
+
+def _select(scores, appears, sources=None, **overrides):
+  """best_candidate over 4 frames whose every frame offers boxes A and B with `scores` [2, N]."""
+  scores = np.asarray(scores, float)
+  num_objects = scores.shape[1]
+  boxes = np.array([[0, 0, 5, 5], [20, 20, 25, 25]], float)
+  sources = np.zeros((4, num_objects), int) if sources is None else sources
+  return reid.best_candidate(lambda frame: (boxes, scores), lambda frame: np.zeros((30, 30), np.uint8),
+                             np.asarray(appears), sources, list(range(num_objects)),
+                             make_config(**overrides))
+
+
+def test_reid_box_claimed_more_strongly_by_another_missing_object_is_rejected():
+  scores = [[0.8, 0.9], [0.1, 0.6]]  # box A: 0.8 for object 0, 0.9 for object 1
+  missing_both = [[True, True], [False, False], [False, False], [True, True]]
+  found = _select(scores, missing_both)
+  assert (found.frame, found.index, found.score) == (1, 1, 0.9)
+  # As in the official code, a missing object still claims the box where it was recovered already.
+  sources = np.array([[0, 0], [0, 1], [0, 2], [0, 0]])
+  assert _select(scores, missing_both, sources) is None
+  # A present object does not compete for the box.
+  found = _select(scores, [[True, True], [False, True], [True, True], [True, True]])
+  assert (found.frame, found.index) == (1, 0)
+
+
+def test_reid_threshold_and_frames_considered():
+  assert _select([[0.5]], [[True], [False], [False], [True]]) is None  # not above 0.5
+  assert _select([[0.6]], [[True], [False], [False], [True]], reid_threshold=0.6) is None
+  assert _select([[0.51]], [[True], [True], [True], [False]]) is None  # last frame never
+  found = _select([[0.51]], [[False], [True], [False], [False]])
+  assert found.frame == 2  # frame 0 never, frame 1 has the object
+
+
+def test_first_mask_errors():
+  labels = teleporting_video()[:3]
+  with pytest.raises(InputError, match=r'first mask shape \(10, 10\) differs from the frame size \(48, 64\)'):
+    segment_video(coded_frames(labels), np.ones((10, 10), np.uint8), ColourOracle(),
+                  ZeroFlow(*labels.shape), make_config())
+  with pytest.raises(InputError, match='contains no object'):
+    segment_video(coded_frames(labels), np.full((48, 64), 255, np.uint8), ColourOracle(),
+                  ZeroFlow(*labels.shape), make_config())
+
+
+def test_bad_config_value_is_named():
+  labels = teleporting_video()[:3]
+  with pytest.raises(ValueError, match='config.occlusion_threshold'):
+    run(labels, occlusion_threshold=1.5)

@@ -1,0 +1,111 @@
+"""The propagation network as inference sees it: patches in, foreground probabilities out."""
+
+from typing import Protocol
+
+import jax
+import numpy as np
+
+from vsreid_jax import checkpoints
+from vsreid_jax import models
+from vsreid_jax.errors import InputError
+
+DEFAULT_BUCKETS = (1, 2, 4, 8, 16)
+
+
+class PatchPredictor(Protocol):
+  """Foreground probability of the object that the guidance marks, per patch.
+
+  Attributes:
+    patch_size: side of the square patches it takes.
+  """
+  patch_size: int
+
+  def __call__(self, images, flows, guidance):
+    """Args: images float32 [B, P, P, 3] RGB 0..255, flows [B, P, P, 2] in
+    pixels, guidance [B, P, P] in 0..1. Returns float32 [B, P, P]."""
+
+
+class BucketedPredictor:
+  """A jitted logits function run on batches padded to a few fixed sizes.
+
+  A frame's objects go through one call padded to the smallest bucket that
+  holds them (more objects than the largest bucket take several calls), so the
+  network compiles once per bucket, not per frame or object count. With
+  `flip`, each patch's mirror image (flow x negated, since the motion is
+  mirrored too) rides in the same batch and the two softmax outputs are
+  averaged, as the official test-time augmentation.
+  """
+
+  def __init__(self, logits_fn, patch_size, flip=True, buckets=DEFAULT_BUCKETS):
+    """Wraps `logits_fn`.
+
+    Args:
+      logits_fn: jitted `(image, flow, guidance) -> logits`: image [B, P, P, 3],
+        flow [B, P, P, 2], guidance [B, P, P, 1], logits [B, P, P, 2]
+        (background, foreground).
+      patch_size: P.
+      flip: average with the horizontally mirrored prediction.
+      buckets: batch sizes in patches (doubled by `flip`), increasing.
+
+    Raises:
+      ValueError: empty or non-increasing buckets, or a patch size below 1.
+    """
+    buckets = tuple(int(b) for b in buckets)
+    if not buckets or buckets[0] < 1 or list(buckets) != sorted(set(buckets)):
+      raise ValueError(f'buckets must be increasing positive batch sizes, got {buckets}')
+    if patch_size < 1:
+      raise ValueError(f'patch_size must be positive, got {patch_size}')
+    self.logits_fn = logits_fn
+    self.patch_size = int(patch_size)
+    self.flip = flip
+    self.buckets = buckets
+
+  def __call__(self, images, flows, guidance):
+    largest = self.buckets[-1]
+    return np.concatenate([
+        self._predict(images[start:start + largest], flows[start:start + largest],
+                      guidance[start:start + largest])
+        for start in range(0, len(images), largest)])
+
+  def _predict(self, images, flows, guidance):
+    count = len(images)
+    bucket = next(b for b in self.buckets if b >= count)
+    pad = [(0, bucket - count)] + [(0, 0)] * 3
+    images = np.pad(np.asarray(images, np.float32), pad)
+    flows = np.pad(np.asarray(flows, np.float32), pad)
+    guidance = np.pad(np.asarray(guidance, np.float32)[..., None], pad)
+    if self.flip:
+      mirrored_flows = flows[:, :, ::-1] * np.array([-1, 1], np.float32)
+      images = np.concatenate([images, images[:, :, ::-1]])
+      flows = np.concatenate([flows, mirrored_flows])
+      guidance = np.concatenate([guidance, guidance[:, :, ::-1]])
+    logits = np.asarray(self.logits_fn(images, flows, guidance), np.float32)
+    # The two-class softmax's foreground, in a form that cannot overflow.
+    foreground = 0.5 + 0.5 * np.tanh(0.5 * (logits[..., 1] - logits[..., 0]))
+    if self.flip:
+      foreground = (foreground[:bucket] + foreground[bucket:, :, ::-1]) / 2
+    return foreground[:count]
+
+  @classmethod
+  def from_model(cls, model, variables, patch_size, **kwargs):
+    """Wraps a Flax propagation `model` applied with `variables` (jitted for inference)."""
+    apply = models.jit_inference(model)
+    variables = jax.device_put(variables)
+    return cls(lambda image, flow, guidance: apply(variables, image, flow, guidance),
+               patch_size, **kwargs)
+
+  @classmethod
+  def from_checkpoint(cls, directory, patch_size=None, **kwargs):
+    """Loads MP2S from an orbax checkpoint (BatchNorm folded); patch size from its config unless given.
+
+    Raises:
+      InputError: missing or unreadable checkpoint, or one that holds no
+        propagation network.
+    """
+    variables, config = checkpoints.restore_model_checkpoint(directory)
+    try:
+      model = models.build_propagation_model(config.model, folded_bn=True)
+      variables = models.fold_batch_norm(variables)
+    except (AttributeError, KeyError, ValueError) as error:
+      raise InputError(f'{directory}: not a propagation (MP2S) checkpoint ({error})') from None
+    return cls.from_model(model, variables, patch_size or config.model.patch_size, **kwargs)

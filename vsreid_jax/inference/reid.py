@@ -1,0 +1,100 @@
+"""What re-identification gives the algorithm, and choosing the next object to recover."""
+
+import dataclasses
+from typing import Protocol
+
+import numpy as np
+
+from vsreid_jax.inference.boxes import box_overlap, object_boxes
+
+ROUNDS = ('person', 'object')
+
+
+class ReidScorer(Protocol):
+  """Re-ID for one video: candidate boxes per frame, scored against each object's first-frame look."""
+
+  def person_scores(self):
+    """float [N]: probability that each object is a person (its person round needs > threshold)."""
+
+  def candidates(self, frame, kind):
+    """Candidate boxes of a frame and their scores for every object.
+
+    Args:
+      frame: frame index.
+      kind: 'person' (person detections) or 'object' (all detections).
+
+    Returns:
+      (boxes, scores): float [M, 4] (x_min, y_min, x_max, y_max) in pixels and
+      float [M, N], the score of box m being object n. M may be 0.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+  """A re-ID box accepted for recovery."""
+  frame: int
+  index: int
+  box: tuple[float, float, float, float]
+  score: float
+
+
+def best_candidate(candidates, labels, appears, sources, targets, config):
+  """The single best (frame, object) re-ID box over the video, or None (the official selection).
+
+  For every frame but the first and last, and every target object missing
+  there (its box area is at most 1) whose mask there was not already
+  recovered, the frame's top-scoring box for that object is a candidate when
+  its score exceeds `reid_threshold`; no object with a pixel inside the box
+  (max corner included) has its `occlusion_quantile` box overlap it by more
+  than `occlusion_threshold`; and no other missing target object scores that
+  box higher. The highest score wins; ties go to the earliest frame, then the
+  lowest object index.
+
+  Args:
+    candidates: `frame -> (boxes, scores)`, as `ReidScorer.candidates` of the round.
+    labels: `frame -> [H, W]` label map.
+    appears: bool [T, N], whether each object appears in each frame.
+    sources: int [T, N], source frame of each mask (a frame is its own source
+      once recovered there).
+    targets: object indices of the round, increasing.
+    config: the inference config.
+
+  Returns:
+    a `Candidate`, or None when nothing qualifies.
+  """
+  best, best_score = None, 0.0
+  num_frames, num_objects = appears.shape
+  for frame in range(1, num_frames - 1):
+    missing = [j for j in targets if not appears[frame, j] and sources[frame, j] != frame]
+    if not missing:
+      continue
+    boxes, scores = candidates(frame)
+    if len(boxes) == 0:
+      continue
+    robust_boxes = None
+    for index in missing:
+      top = int(np.argmax(scores[:, index]))
+      score = float(scores[top, index])
+      if not (score > best_score and score > config.reid_threshold):
+        continue
+      if robust_boxes is None:
+        frame_labels = labels(frame)
+        robust_boxes = object_boxes(frame_labels, num_objects, quantile=config.occlusion_quantile)
+      box = np.asarray(boxes[top], np.float64)
+      if _occludes(box, frame_labels, robust_boxes, config.occlusion_threshold):
+        continue
+      if any(other != index and not appears[frame, other] and scores[top, other] > score
+             for other in targets):
+        continue
+      best = Candidate(frame, index, tuple(float(v) for v in box), score)
+      best_score = score
+  return best
+
+
+def _occludes(box, labels, robust_boxes, threshold):
+  """Whether `box` overlaps the robust box of an object with a pixel inside it by more than `threshold`."""
+  # The official code truncates the box and reads its max corner as inside.
+  x_min, y_min, x_max, y_max = box.astype(np.int64)
+  inside = np.unique(labels[max(y_min, 0):y_max + 1, max(x_min, 0):x_max + 1])
+  truncated = (x_min, y_min, x_max, y_max)
+  return any(box_overlap(truncated, robust_boxes[i - 1]) > threshold for i in inside if i != 0)
