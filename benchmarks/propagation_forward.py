@@ -4,9 +4,10 @@
 
 Each row: one config, patch size, dtype, and the patches of one frame without
 or with horizontal-flip averaging (which doubles the batch). Weights are random
-(speed does not depend on their values) and BatchNorm is folded as in
-`load_propagation`; `--baseline` times the unfolded network with default XLA
-flags instead. The peak is a large matmul timed on the same device.
+(speed does not depend on their values); the network is the inference variant
+that `load_propagation` runs (folded BatchNorm, tap-wise ASPP convs, CPU
+compiler options). `--baseline` times the training-layout network with
+default XLA flags instead. The peak is a large matmul timed on the same device.
 """
 
 import argparse
@@ -49,7 +50,7 @@ def random_variables(abstract, seed=0):
 
 def time_forward(model_config, size, patches, baseline, repeats):
   """(compile seconds, FLOPs, median seconds) of one jitted forward."""
-  model = models.build_propagation_model(model_config, folded_bn=not baseline)
+  model = models.build_propagation_model(model_config, inference=not baseline)
   rng = np.random.default_rng(0)
   inputs = (rng.uniform(0, 255, (patches, size, size, 3)).astype(np.float32),
             rng.normal(0, 3, (patches, size, size, 2)).astype(np.float32),
@@ -87,12 +88,12 @@ def main():
   parser.add_argument('--flip', default='no,yes', help='rows without and/or with flip averaging')
   parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--baseline', action='store_true',
-                      help='unfolded BatchNorm and default XLA flags')
+                      help='training-layout network, default XLA flags')
   args = parser.parse_args()
 
   device = jax.devices()[0]
   print(f'device: {device.device_kind} ({jax.default_backend()}), jax {jax.__version__}, '
-        f'{"baseline" if args.baseline else "folded BN, tuned flags"}')
+        f'{"baseline" if args.baseline else "inference variant"}')
   peaks = {dtype: measure_matmul_peak(jnp.dtype(dtype)) for dtype in args.dtypes.split(',')}
   print('matmul peak: ' + ', '.join(f'{d} {p / 1e9:.0f} GFLOP/s' for d, p in peaks.items()))
   header = (f'{"config":<7}{"size":>5}{"patches":>8}{"flip":>5}{"dtype":>10}{"compile s":>10}'

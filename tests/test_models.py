@@ -1,12 +1,13 @@
 """Shapes, parameter counts, BatchNorm modes and config validation of the propagation network."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from vsreid_jax import convert, models
-from vsreid_jax.models import mp2s, resnet
+from vsreid_jax.models import aspp, mp2s, resnet
 
 
 def _inputs(batch, height, width, seed=0):
@@ -95,6 +96,16 @@ def test_frozen_batch_norm_keeps_statistics(smoke, frozen):
   assert not np.allclose(train(variables, jax.random.key(2))[0], logits)
 
 
+@pytest.mark.parametrize('dilation', [1, 2, 5, 7, 24])
+def test_tap_conv_equals_dilated_conv(dilation):
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 7, 9, 5)), jnp.float32)
+  tap_conv = aspp.TapConv(4, dilation)
+  variables = tap_conv.init(jax.random.key(0), x)
+  variables['params']['bias'] = jnp.arange(4.0)
+  conv = nn.Conv(4, (3, 3), padding=dilation, kernel_dilation=dilation)
+  np.testing.assert_allclose(tap_conv.apply(variables, x), conv.apply(variables, x), atol=1e-5)
+
+
 def test_resize_align_corners():
   x = jnp.array([[0.0, 1.0], [2.0, 3.0]]).reshape(1, 2, 2, 1)
   y = mp2s.resize_align_corners(x, 3, 5)[0, :, :, 0]
@@ -119,7 +130,7 @@ def test_unknown_config_argument():
     convert.load_config(arg='huge')
 
 
-def test_folded_batch_norm_matches(smoke):
+def test_inference_variant_matches(smoke):
   config, variables = smoke
   rng = np.random.default_rng(0)
   statistics = jax.tree.map(lambda x: rng.uniform(0.5, 1.5, x.shape).astype(np.float32),
@@ -127,6 +138,6 @@ def test_folded_batch_norm_matches(smoke):
   variables = {'params': variables['params'], 'batch_stats': statistics}
   inputs = _inputs(1, 33, 33)
   expected = models.jit_inference(models.build_propagation_model(config.model))(variables, *inputs)
-  folded = models.build_propagation_model(config.model, folded_bn=True)
-  logits = models.jit_inference(folded)(models.fold_batch_norm(variables), *inputs)
+  fast = models.build_propagation_model(config.model, inference=True)
+  logits = models.jit_inference(fast)(models.fold_batch_norm(variables), *inputs)
   assert np.abs(logits - expected).max() < 1e-5 * np.abs(expected).max()

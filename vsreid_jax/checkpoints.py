@@ -94,7 +94,7 @@ def load_propagation(checkpoint_dir):
     compiles once.
   """
   variables, config = restore_model_checkpoint(checkpoint_dir)
-  model = models.build_propagation_model(config.model, folded_bn=True)
+  model = models.build_propagation_model(config.model, inference=True)
   variables = jax.device_put(models.fold_batch_norm(variables))
   apply = models.jit_inference(model)
 

@@ -30,13 +30,14 @@ def _unit_interval(value, field, upper_open=False):
   return value
 
 
-def build_propagation_model(model_config, folded_bn=False):
+def build_propagation_model(model_config, inference=False):
   """Builds the MP2S module that `model_config` (`configs/propagation.py`'s `model`) describes.
 
   Args:
     model_config: the `model` field of a propagation config.
-    folded_bn: build the inference-only variant whose variables come from
-      `fold_batch_norm`.
+    inference: build the faster inference-only variant: BatchNorm folded into
+      the convs (its variables come from `fold_batch_norm`), ASPP's dilated
+      convs as `TapConv`.
 
   Raises:
     ValueError: a field has a bad value; the message names it.
@@ -58,11 +59,11 @@ def build_propagation_model(model_config, folded_bn=False):
   backbone = functools.partial(
       RESNETS[c.depth], stem=c.stem, strides=_positive_ints(c.strides, 'strides', 4),
       dilations=_positive_ints(c.dilations, 'dilations', 4), width=float(c.width),
-      frozen_bn=bool(c.frozen_bn), folded_bn=folded_bn,
+      frozen_bn=bool(c.frozen_bn), folded_bn=inference,
       bn_momentum=_unit_interval(c.backbone_bn_momentum, 'backbone_bn_momentum'), dtype=dtype)
   aspp = functools.partial(
       ASPP, features=c.aspp_features, dilations=_positive_ints(c.aspp_dilations, 'aspp_dilations'),
-      frozen_bn=bool(c.frozen_bn), folded_bn=folded_bn,
+      frozen_bn=bool(c.frozen_bn), folded_bn=inference, tap_convs=inference,
       bn_momentum=_unit_interval(c.aspp_bn_momentum, 'aspp_bn_momentum'), dtype=dtype)
   return MP2S(backbone, aspp,
               dropout_rate=_unit_interval(c.dropout_rate, 'dropout_rate', upper_open=True),

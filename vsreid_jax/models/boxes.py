@@ -73,7 +73,7 @@ def clip_boxes(boxes, height, width):
 
 
 def non_max_suppression(boxes, scores, iou_threshold, max_outputs, valid=None):
-  """Greedy NMS with static shapes: the best-scoring box first, then each box not overlapping a kept one.
+  """Greedy NMS with static shapes: by decreasing score, keep each box overlapping no kept box.
 
   A box is suppressed when its IoU with a higher-scoring kept box exceeds
   `iou_threshold` (torchvision's rule); equal scores keep their input order.

@@ -1,4 +1,4 @@
-"""Online instance matching (OIM) loss of Xiao et al. 2017, with its lookup table and queue as state."""
+"""Online instance matching (OIM) loss of Xiao et al. 2017; its lookup table and queue are state."""
 
 from typing import NamedTuple
 
