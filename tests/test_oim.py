@@ -1,4 +1,4 @@
-"""OIM loss, lookup-table and queue updates on hand-checked cases (3 identities, queue of 4, 2-d)."""
+"""OIM loss, lookup-table and queue updates on hand-checked cases: 3 identities, 4 slots, 2-d."""
 
 import functools
 
