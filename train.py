@@ -10,6 +10,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from vsreid_jax.errors import exit_on_input_error
 from vsreid_jax.training import trainer
 
 FLAGS = flags.FLAGS
@@ -19,6 +20,7 @@ flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize() (mult
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+@exit_on_input_error
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')

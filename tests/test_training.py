@@ -242,3 +242,26 @@ def test_dreamed_frames_move_frame_and_mask_together():
   bright = dreamed.mean(axis=-1) > 100
   assert metrics.region_similarity(bright, dreamed_labels == 1) > 0.85
   assert not np.array_equal(dreamed_labels, labels)
+
+
+@pytest.mark.parametrize('override, message', [
+    ('--config.batch_size=3', 'config.num_eval_examples (64) must be a multiple of config.batch_size (3)'),
+    ('--config.data.root=/nonexistent', '/nonexistent: DAVIS folder not found'),
+])
+def test_train_command_reports_bad_config_in_one_line(tmp_path, override, message):
+  command = [sys.executable, 'train.py', '--config', 'configs/propagation.py', '--workdir', str(tmp_path),
+             override]
+  done = subprocess.run(command, capture_output=True, text=True,
+                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert done.returncode == 2, done.stderr[-2000:]
+  assert message in done.stderr and 'Traceback' not in done.stderr
+  errors = [line for line in done.stderr.splitlines() if line.startswith('error:')]
+  assert errors == [f'error: {errors[0][7:]}'] and message in errors[0]
+
+
+def test_train_command_rejects_a_config_typo(tmp_path):
+  command = [sys.executable, 'train.py', '--config', 'configs/propagation.py:smoke', '--workdir', str(tmp_path),
+             '--config.batchsize=8']
+  done = subprocess.run(command, capture_output=True, text=True,
+                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert done.returncode != 0 and 'batchsize' in done.stderr

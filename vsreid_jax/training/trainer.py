@@ -16,6 +16,7 @@ import orbax.checkpoint as ocp
 from vsreid_jax import checkpoints, models
 from vsreid_jax.data.davis import DavisDataset
 from vsreid_jax.data.synthetic import SyntheticVideoConfig
+from vsreid_jax.errors import InputError
 from vsreid_jax.training import optimizer as optimizer_lib
 from vsreid_jax.training import propagation_data
 from vsreid_jax.training import tfds_data
@@ -37,24 +38,24 @@ class NonFiniteError(FloatingPointError):
 
 
 def validate_config(config, num_devices):
-  """Fails early, naming the field, on values the trainer cannot run with."""
+  """Fails early with an `InputError` (a ValueError) naming the field the trainer cannot run with."""
   for field in ('batch_size', 'num_train_steps', 'checkpoint_every_steps', 'log_every_steps'):
     value = config[field]
     if not isinstance(value, int) or value <= 0:
-      raise ValueError(f'config.{field} must be a positive integer, got {value!r}')
+      raise InputError(f'config.{field} must be a positive integer, got {value!r}')
   if config.batch_size % num_devices:
-    raise ValueError(f'config.batch_size ({config.batch_size}) must be divisible by the number of '
+    raise InputError(f'config.batch_size ({config.batch_size}) must be divisible by the number of '
                      f'devices ({num_devices})')
   if config.num_eval_examples % config.batch_size:
-    raise ValueError(f'config.num_eval_examples ({config.num_eval_examples}) must be a multiple of '
+    raise InputError(f'config.num_eval_examples ({config.num_eval_examples}) must be a multiple of '
                      f'config.batch_size ({config.batch_size})')
   if config.data.source not in DATA_SOURCES:
-    raise ValueError(f'config.data.source must be one of {DATA_SOURCES}, got {config.data.source!r}')
+    raise InputError(f'config.data.source must be one of {DATA_SOURCES}, got {config.data.source!r}')
   if config.data.source == 'davis' and not config.data.root:
-    raise ValueError('config.data.root must name a DAVIS folder when config.data.source is "davis"')
+    raise InputError('config.data.root must name a DAVIS folder when config.data.source is "davis"')
   unknown = set(config.trainable_branches) - {'rgb', 'flow'}
   if unknown or not config.trainable_branches:
-    raise ValueError(f'config.trainable_branches must be a non-empty subset of ("rgb", "flow"), '
+    raise InputError(f'config.trainable_branches must be a non-empty subset of ("rgb", "flow"), '
                      f'got {tuple(config.trainable_branches)}')
 
 
