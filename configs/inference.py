@@ -18,7 +18,7 @@ def get_config():
   config.buckets = (1, 2, 4, 8, 16)
   # Fraction of a box's size added on each side before cropping.
   config.box_enlarge = 0.15
-  # An object keeps propagating while first-frame area <= max_area_shrink x area in the previous frame.
+  # An object keeps propagating while its first-frame area <= this x its previous-frame area.
   config.max_area_shrink = 10
   # False: forward propagation only, no re-identification rounds.
   config.reid = True

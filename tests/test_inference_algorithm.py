@@ -23,7 +23,7 @@ def coded_frames(instances):
 
 
 class ColourOracle:
-  """A propagation network that knows: it returns every patch pixel of the instance the guidance covers most.
+  """A propagation network that knows: every patch pixel of the instance the guidance covers most.
 
   With patches of 65 pixels, a rectangle survives the crop, resize and paste
   back pixel for pixel, so areas are exact.
@@ -61,7 +61,7 @@ class ZeroFlow:
 
 
 class TruthScorer:
-  """A re-ID network that knows: one box per visible instance, scoring 0.9 for itself and 0.05 otherwise."""
+  """A re-ID network that knows: a box per visible instance, 0.9 for itself, 0.05 for the others."""
 
   def __init__(self, instances, num_objects, persons=()):
     self.instances, self.num_objects, self.persons = np.asarray(instances), num_objects, persons
@@ -115,7 +115,8 @@ def test_hidden_object_is_lost_by_propagation_and_recovered_by_reid():
   segmentation, predicted = run(labels, TruthScorer(labels, 2))
   np.testing.assert_array_equal(predicted, labels)
   [recovery] = segmentation.recoveries
-  assert (recovery.round, recovery.frame, recovery.object_id, recovery.score) == ('object', 30, 2, 0.9)
+  assert (recovery.round, recovery.frame, recovery.object_id) == ('object', 30, 2)
+  assert recovery.score == 0.9
   assert recovery.box == (40.0, 30.0, 50.0, 40.0)
   # Back: frame 29 only (nothing there, so frame 28 fails the area rule); on: to the last frame.
   assert (recovery.backward_frames, recovery.forward_frames) == (1, 9)
@@ -201,7 +202,8 @@ def test_objects_touching_a_propagated_object_are_resegmented_keeping_their_sour
   assert propagate(state, 1, 3, 1, [0]) == [1]  # frame 2 is its own source
   assert oracle.batch_sizes == [2]
   assert list(state.sources[1]) == [0, NO_SOURCE, NO_SOURCE]
-  np.testing.assert_array_equal(state.probabilities.labels(1), np.where(labels[1] == 3, 0, labels[1]))
+  np.testing.assert_array_equal(state.probabilities.labels(1),
+                                np.where(labels[1] == 3, 0, labels[1]))
 
 
 @pytest.mark.parametrize('box, accepted', [((10, 10, 30, 30), False), ((22, 10, 42, 30), True)])
@@ -225,7 +227,8 @@ def _select(scores, appears, sources=None, **overrides):
   num_objects = scores.shape[1]
   boxes = np.array([[0, 0, 5, 5], [20, 20, 25, 25]], float)
   sources = np.zeros((4, num_objects), int) if sources is None else sources
-  return reid.best_candidate(lambda frame: (boxes, scores), lambda frame: np.zeros((30, 30), np.uint8),
+  return reid.best_candidate(lambda frame: (boxes, scores),
+                             lambda frame: np.zeros((30, 30), np.uint8),
                              np.asarray(appears), sources, list(range(num_objects)),
                              make_config(**overrides))
 
@@ -253,7 +256,8 @@ def test_reid_threshold_and_frames_considered():
 
 def test_first_mask_errors():
   labels = teleporting_video()[:3]
-  with pytest.raises(InputError, match=r'first mask shape \(10, 10\) differs from the frame size \(48, 64\)'):
+  message = r'first mask shape \(10, 10\) differs from the frame size \(48, 64\)'
+  with pytest.raises(InputError, match=message):
     segment_video(coded_frames(labels), np.ones((10, 10), np.uint8), ColourOracle(),
                   ZeroFlow(*labels.shape), make_config())
   with pytest.raises(InputError, match='contains no object'):

@@ -42,7 +42,7 @@ class ObjectProbabilities:
     self._stale.add(frame)
 
   def set_labels(self, frame, labels):
-    """Sets every object to probability 1 on its pixels of `labels`, 0 elsewhere (the first frame)."""
+    """Sets every object to 1 on its pixels of `labels` and 0 elsewhere (the first frame)."""
     for index, box in enumerate(object_boxes(labels, self.num_objects)):
       x_min, y_min, x_max, y_max = box
       self.set(frame, index, box, labels[y_min:y_max, x_min:x_max] == index + 1)

@@ -1,4 +1,4 @@
-"""Running the propagation network on object boxes: crop, resize to the patch, predict, resize back."""
+"""The propagation network on object boxes: crop, resize to the patch, predict, resize back."""
 
 import cv2
 import numpy as np

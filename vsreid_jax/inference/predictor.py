@@ -96,7 +96,12 @@ class BucketedPredictor:
 
   @classmethod
   def from_checkpoint(cls, directory, patch_size=None, **kwargs):
-    """Loads MP2S from an orbax checkpoint (BatchNorm folded); patch size from its config unless given.
+    """Loads MP2S (inference variant, BatchNorm folded) from an orbax checkpoint.
+
+    Args:
+      directory: written by `checkpoints.save_model_checkpoint`.
+      patch_size: patch side; None takes the checkpoint's `model.patch_size`.
+      **kwargs: `flip`, `buckets`.
 
     Raises:
       InputError: missing or unreadable checkpoint, or one that holds no
@@ -104,7 +109,7 @@ class BucketedPredictor:
     """
     variables, config = checkpoints.restore_model_checkpoint(directory)
     try:
-      model = models.build_propagation_model(config.model, folded_bn=True)
+      model = models.build_propagation_model(config.model, inference=True)
       variables = models.fold_batch_norm(variables)
     except (AttributeError, KeyError, ValueError) as error:
       raise InputError(f'{directory}: not a propagation (MP2S) checkpoint ({error})') from None

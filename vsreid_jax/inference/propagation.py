@@ -76,7 +76,7 @@ class VideoState:
 
 
 def guidance_crops(merged, boxes, objects):
-  """Each object's channel of merged [H, W, N + 1] probabilities, cropped to its box in [N, 4] `boxes`."""
+  """Each object's channel of merged [H, W, N + 1] probabilities, cropped to its box of `boxes`."""
   return [merged[boxes[index, 1]:boxes[index, 3], boxes[index, 0]:boxes[index, 2], index + 1]
           for index in objects]
 
@@ -126,6 +126,7 @@ def propagate(state, start, stop, step, objects):
         selected.append(index)
     if not objects.intersection(selected):
       break
-    state.segment(frame, selected, boxes[selected], guidance_crops(warped, boxes, selected), backward)
+    state.segment(frame, selected, boxes[selected], guidance_crops(warped, boxes, selected),
+                  backward)
     done.append(frame)
   return done

@@ -11,7 +11,7 @@ ROUNDS = ('person', 'object')
 
 
 class ReidScorer(Protocol):
-  """Re-ID for one video: candidate boxes per frame, scored against each object's first-frame look."""
+  """Re-ID of one video: candidate boxes per frame, scored against each object's first look."""
 
   def person_scores(self):
     """float [N]: probability that each object is a person (its person round needs > threshold)."""
@@ -92,7 +92,7 @@ def best_candidate(candidates, labels, appears, sources, targets, config):
 
 
 def _occludes(box, labels, robust_boxes, threshold):
-  """Whether `box` overlaps the robust box of an object with a pixel inside it by more than `threshold`."""
+  """Whether `box` overlaps the robust box of an object with a pixel inside it > `threshold`."""
   # The official code truncates the box and reads its max corner as inside.
   x_min, y_min, x_max, y_max = box.astype(np.int64)
   inside = np.unique(labels[max(y_min, 0):y_max + 1, max(x_min, 0):x_max + 1])

@@ -78,12 +78,14 @@ def check_config(config):
     if not 0.0 <= config[field] <= 1.0:
       raise ValueError(f'config.{field} must lie in [0, 1], got {config[field]}')
   if not 0.5 <= config.occlusion_quantile <= 1.0:
-    raise ValueError(f'config.occlusion_quantile must lie in [0.5, 1], got {config.occlusion_quantile}')
+    raise ValueError(
+        f'config.occlusion_quantile must lie in [0.5, 1], got {config.occlusion_quantile}')
   for field in ('recovery_iterations', 'refinement_iterations'):
     if config[field] < 0:
       raise ValueError(f'config.{field} must be 0 or more, got {config[field]}')
   if config.storage_dtype not in ('float16', 'float32'):
-    raise ValueError(f'config.storage_dtype must be "float16" or "float32", got {config.storage_dtype!r}')
+    raise ValueError(
+        f'config.storage_dtype must be "float16" or "float32", got {config.storage_dtype!r}')
 
 
 def _objects_of(first_mask, frames):
