@@ -90,8 +90,13 @@ def load_propagation(checkpoint_dir):
   Returns:
     `net(image, flow, guidance) -> logits`, jitted: image [B, H, W, 3] RGB
     0..255, flow [B, H, W, 2] in pixels, guidance [B, H, W, 1] in 0..1;
-    logits [B, H, W, 2] float32 (background, foreground). Each new input shape
-    compiles once.
+    logits [B, H, W, 2] float32 (background, foreground). It runs the
+    inference variant of the network (BatchNorm folded, see
+    `models.build_propagation_model`); each new input shape compiles once.
+
+  Raises:
+    InputError: missing or unreadable checkpoint; the returned `net` raises it
+      for inputs of the wrong shapes.
   """
   variables, config = restore_model_checkpoint(checkpoint_dir)
   model = models.build_propagation_model(config.model, inference=True)
