@@ -5,7 +5,9 @@ import ml_collections
 import numpy as np
 import pytest
 
+import infer
 from configs import propagation
+from conftest import write_jpeg
 from test_inference_algorithm import TruthScorer, make_config
 from vsreid_jax import checkpoints, models
 from vsreid_jax.data import palette, synthetic, video
@@ -19,6 +21,7 @@ PATCH = 33
 def fixture_checkpoint_dir(tmp_path_factory):
   """A smoke-size MP2S checkpoint with random weights."""
   config = propagation.get_config('smoke')
+  config.model.patch_size = PATCH
   model = models.build_propagation_model(config.model)
   inputs = (np.zeros((1, PATCH, PATCH, 3), np.float32), np.zeros((1, PATCH, PATCH, 2), np.float32),
             np.zeros((1, PATCH, PATCH, 1), np.float32))
@@ -33,9 +36,10 @@ def test_tiny_mp2s_segments_a_synthetic_video_and_writes_pngs(checkpoint_dir, tm
   clip = synthetic.generate_video(synthetic.SyntheticVideoConfig(
       num_frames=10, height=48, width=64, num_objects=2, num_distractors=0, hidden_frames=(2, 2),
       seed=1))
-  # One bucket: every call (two objects, or one being recovered) compiles the same program.
+  # The patch size comes from the checkpoint. One bucket: every call (two objects, or one
+  # being recovered) runs the same compiled program.
   scorer = TruthScorer(clip.instances, 2)
-  segmenter = VSReID.from_checkpoint(checkpoint_dir, make_config(patch_size=PATCH, buckets=(2,)),
+  segmenter = VSReID.from_checkpoint(checkpoint_dir, make_config(buckets=(2,)),
                                      reid_factory=lambda frames, mask: scorer)
   lines = []
   segmentation = segmenter.segment(clip.frames, clip.labels[0], log=lines.append)
@@ -60,3 +64,26 @@ def test_checkpoint_of_another_network_is_one_clear_error(tmp_path):
   checkpoints.save_model_checkpoint(tmp_path / 'reid', {'w': np.zeros(2)}, {}, config)
   with pytest.raises(InputError, match='not a propagation \\(MP2S\\) checkpoint'):
     VSReID.from_checkpoint(tmp_path / 'reid', make_config())
+
+
+def test_infer_command_segments_with_a_propagation_checkpoint(checkpoint_dir, tmp_path, capsys):
+  clip = synthetic.generate_video(synthetic.SyntheticVideoConfig(
+      num_frames=9, height=48, width=64, num_objects=2, num_distractors=0, hidden_frames=(1, 1),
+      seed=2))
+  for t, frame in enumerate(clip.frames):
+    write_jpeg(tmp_path / 'frames' / f'{t:05d}.jpg', frame)
+  palette.write_label_png(tmp_path / 'first.png', clip.labels[0])
+  timings = infer.main(['--sequence', str(tmp_path / 'frames'), '--first-mask',
+                        str(tmp_path / 'first.png'), '--output', str(tmp_path / 'out'),
+                        '--propagation-checkpoint', str(checkpoint_dir), '--flow-preset', 'fast'])
+  assert timings['frames'] == 9 and timings['network'] > 0
+  assert len(list((tmp_path / 'out').glob('*.png'))) == 9
+  assert 'network' in capsys.readouterr().out
+
+
+def test_infer_network_flags_need_a_checkpoint(tmp_path, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    infer.main(['--sequence', str(tmp_path), '--first-mask', str(tmp_path / 'm.png'), '--output',
+                str(tmp_path / 'o'), '--no-flip', '--no-reid'])
+  assert exit_info.value.code == 2
+  assert capsys.readouterr().err == 'error: --no-flip, --no-reid needs --propagation-checkpoint\n'

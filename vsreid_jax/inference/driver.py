@@ -11,6 +11,8 @@ from vsreid_jax.flow import dis
 from vsreid_jax.flow.provider import DisFlow, PrecomputedFlow
 from vsreid_jax.inference.flow_baseline import propagate_by_flow
 
+STAGES = ('read', 'flow', 'warp', 'network', 'reid', 'other', 'write')
+
 
 def make_flow_source(frames, preset='medium', flow_dir=None, cache_dir=None):
   """Pre-computed `.flo`/`.rflo` files when `flow_dir` is given, else DIS flow (optionally cached)."""
@@ -23,11 +25,11 @@ def make_flow_source(frames, preset='medium', flow_dir=None, cache_dir=None):
 
 
 def segment_folder(sequence_dir, first_mask_path, output_dir, flow_preset='medium', flow_dir=None,
-                   flow_cache_dir=None, show_progress=True):
+                   flow_cache_dir=None, show_progress=True, segmenter=None, log=None):
   """Segments every frame of a folder of frames, given the first frame's mask.
 
-  Until the propagation network is wired in, masks are propagated by optical
-  flow alone (`propagate_by_flow`).
+  With a `segmenter` (`vsreid.VSReID`), by the VS-ReID algorithm; without one,
+  masks are propagated by optical flow alone (`propagate_by_flow`).
 
   Args:
     sequence_dir: folder of .jpg/.png frames (natural sort order).
@@ -37,16 +39,25 @@ def segment_folder(sequence_dir, first_mask_path, output_dir, flow_preset='mediu
     flow_dir: optional folder of pre-computed `<frame>.flo`/`<frame>.rflo` files.
     flow_cache_dir: optional folder where computed DIS flow is kept for reruns.
     show_progress: draw a progress bar on stderr.
+    segmenter: a `vsreid.VSReID`, or None for the flow-only baseline.
+    log: optional callable for the segmenter's recovery lines.
 
   Returns:
-    dict of seconds spent per stage ('read', 'flow', 'warp', 'write', 'total') and 'frames'.
+    dict of seconds spent per stage ('read', 'flow', 'warp', 'write', 'total'; with a
+    segmenter also 'network', 'reid' and 'other') and 'frames'.
   """
   start = time.perf_counter()
   frames = video.read_frame_folder(sequence_dir)
   first_mask = video.read_first_mask(first_mask_path, frames)
   flow_source = make_flow_source(frames, flow_preset, flow_dir, flow_cache_dir)
   timings = {'read': time.perf_counter() - start}
-  label_maps = propagate_by_flow(first_mask, flow_source, timings)
+  if segmenter is None:
+    label_maps = propagate_by_flow(first_mask, flow_source, timings)
+  else:
+    segmentation = segmenter.segment(frames, first_mask, flow_source, log)
+    stages = {name: seconds for name, seconds in segmentation.timings.items() if name != 'total'}
+    timings.update(stages, other=segmentation.timings['total'] - sum(stages.values()))
+    label_maps = segmentation.label_maps()
   bar = tqdm.tqdm(label_maps, total=len(frames), desc=pathlib.Path(sequence_dir).name, unit='frame',
                   disable=not show_progress, leave=False)
   written = video.write_label_sequence(output_dir, frames.names, bar)
@@ -58,7 +69,6 @@ def segment_folder(sequence_dir, first_mask_path, output_dir, flow_preset='mediu
 
 def format_timings(timings):
   """One line: seconds per stage and frames per second."""
-  stages = ', '.join(f'{name} {timings[name]:.1f} s' for name in ('read', 'flow', 'warp', 'write')
-                     if name in timings)
+  stages = ', '.join(f'{name} {timings[name]:.1f} s' for name in STAGES if name in timings)
   rate = timings['frames'] / max(timings['total'], 1e-9)
   return f'{timings["frames"]} frames in {timings["total"]:.1f} s ({rate:.1f} frames/s): {stages}'
