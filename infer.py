@@ -45,7 +45,6 @@ def make_segmenter(args):
     return None
   config = inference_config.get_config()
   config.flip, config.reid = not args.no_flip, not args.no_reid
-  config.flow_preset = args.flow_preset
   # Re-identification joins once its network ships (a `reid_factory`); until then this propagates.
   return VSReID.from_checkpoint(args.propagation_checkpoint, config)
 
