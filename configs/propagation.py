@@ -16,6 +16,7 @@ import ml_collections
 def get_config(arg=None):
   """Returns the propagation config; `arg` is None (video stage), 'static' or 'smoke'."""
   config = ml_collections.ConfigDict()
+  config.task = 'propagation'
   config.seed = 0
   config.batch_size = 8
   config.num_train_steps = 100_000

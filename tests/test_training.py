@@ -1,5 +1,6 @@
 """Guidance deformations, optimiser groups, config checks and the training loop on synthetic videos."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -265,3 +266,20 @@ def test_train_command_rejects_a_config_typo(tmp_path):
   done = subprocess.run(command, capture_output=True, text=True,
                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   assert done.returncode != 0 and 'batchsize' in done.stderr
+
+
+def test_initial_weights_come_from_a_checkpoint(tmp_path):
+  from vsreid_jax import checkpoints  # pylint: disable=g-import-not-at-top
+  config = tiny_config()
+  model = models.build_propagation_model(config.model)
+  tx_for = functools.partial(optimizer.make_optimizer, config)
+  fresh = trainer.init_state(jax.random.key(0), model, tx_for, 65)
+  other = trainer.init_state(jax.random.key(1), model, tx_for, 65)
+  checkpoints.save_model_checkpoint(tmp_path / 'init', other.params, other.batch_stats, config)
+  loaded = trainer.load_initial_weights(fresh, tmp_path / 'init')
+  for a, b in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(other.params)):
+    np.testing.assert_array_equal(a, b)
+  config.model.width = 0.5
+  wider = trainer.init_state(jax.random.key(0), models.build_propagation_model(config.model), tx_for, 65)
+  with pytest.raises(InputError, match='do not match the configured model'):
+    trainer.load_initial_weights(wider, tmp_path / 'init')

@@ -18,7 +18,7 @@ import optax
 from vsreid_jax import models
 from vsreid_jax.data import augment as augment_lib
 from vsreid_jax.errors import InputError
-from vsreid_jax.training import propagation_data, trainer
+from vsreid_jax.training import loop, propagation_data, trainer
 
 _DREAM_TRIES = 10
 
@@ -96,7 +96,7 @@ def finetune_propagation(variables, config, frame, labels, num_steps, batch_size
     batch = {key: np.stack([e[key] for e in examples]) for key in examples[0]}
     state, metrics = step_fn(state, batch)
     if not bool(metrics['finite']):
-      raise trainer.NonFiniteError(f'fine-tuning loss or gradients became non-finite at step {step}')
+      raise loop.NonFiniteError(f'fine-tuning loss or gradients became non-finite at step {step}')
     if log and (step + 1) % 10 == 0:
       log(f'fine-tuning step {step + 1}/{num_steps}: loss {float(metrics["loss"]):.4f}')
   return {'params': state.params, 'batch_stats': state.batch_stats}
