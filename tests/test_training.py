@@ -283,3 +283,22 @@ def test_initial_weights_come_from_a_checkpoint(tmp_path):
   wider = trainer.init_state(jax.random.key(0), models.build_propagation_model(config.model), tx_for, 65)
   with pytest.raises(InputError, match='do not match the configured model'):
     trainer.load_initial_weights(wider, tmp_path / 'init')
+
+
+def test_video_pairs_from_a_davis2016_tree(tmp_path):
+  from conftest import make_davis2016  # pylint: disable=g-import-not-at-top
+  from vsreid_jax.data.davis import DavisDataset  # pylint: disable=g-import-not-at-top
+  clip = synthetic.generate_video(synthetic.SyntheticVideoConfig(
+      num_frames=12, height=96, width=128, num_objects=1, num_distractors=0, hidden_frames=(2, 4), seed=2))
+  root = make_davis2016(tmp_path, {'single': clip.labels})
+  sampler = propagation_data.VideoPairSampler(DavisDataset(root, 'val'), patch_size=65, flow_preset='ultrafast')
+  example = sampler.example(np.random.default_rng(0))
+  assert set(np.unique(example['target']).tolist()) == {0, 1}  # 0/255 masks read as object 1
+
+
+def test_video_pairs_from_shared_davis2016(shared_davis2016, tmp_path):
+  from vsreid_jax.data.davis import DavisDataset  # pylint: disable=g-import-not-at-top
+  sampler = propagation_data.VideoPairSampler(DavisDataset(shared_davis2016, 'train'), patch_size=65,
+                                              flow_preset='ultrafast', flow_cache_dir=tmp_path)
+  example = sampler.example(np.random.default_rng(0))
+  assert example['target'].any() and np.isfinite(example['flow']).all()
