@@ -6,6 +6,8 @@
       still images with COCO instance masks (TFDS coco/2017_panoptic), RGB branch only
   python train.py --config configs/propagation.py:smoke --workdir DIR
       a tiny model on synthetic videos: 20 steps in about a minute on a 2-core CPU
+  python train.py --config configs/propagation.py:demo --workdir DIR --config.data.root=DAVIS2016
+      the small CPU model shipped for the demo: DAVIS 2016 train plus synthetic videos
 
 Other video data: `--config.data.source=tfds_davis` (TFDS davis/480p) or `synthetic`.
 """
@@ -14,7 +16,7 @@ import ml_collections
 
 
 def get_config(arg=None):
-  """Returns the propagation config; `arg` is None (video stage), 'static' or 'smoke'."""
+  """Returns the propagation config; `arg` is None (video stage), 'static', 'demo' or 'smoke'."""
   config = ml_collections.ConfigDict()
   config.task = 'propagation'
   config.seed = 0
@@ -61,6 +63,8 @@ def get_config(arg=None):
   data.max_gap = 3
   data.flow_preset = 'medium'
   data.cache_flow = True
+  # Fraction of training examples drawn from synthetic videos generated into the workdir.
+  data.synthetic_fraction = 0.0
   data.num_workers = 2
   data.synthetic = ml_collections.ConfigDict(
       {'num_train_videos': 16, 'num_eval_videos': 4, 'num_frames': 24, 'height': 240, 'width': 427})
@@ -78,6 +82,25 @@ def get_config(arg=None):
     config.trainable_branches = ('rgb',)
     data.source = 'coco'
     data.eval_split = 'validation'
+  elif arg == 'demo':
+    # Small enough to train in about two hours on a 2-core CPU and to ship in the repository.
+    config.batch_size = 8
+    config.num_train_steps = 6_000
+    config.checkpoint_every_steps = 250
+    config.log_every_steps = 50
+    config.eval_every_steps = 500
+    config.num_eval_examples = 32
+    config.keep_checkpoints = 2
+    model.depth = 18
+    model.width = 0.25
+    model.aspp_features = 64
+    model.patch_size = 129
+    # DAVIS 2016 layout: 'val' holds the held-out sequences.
+    data.flow_preset = 'fast'
+    data.cache_flow = False  # flows of every 480p frame pair would fill tens of GB
+    data.synthetic_fraction = 0.3
+    opt.learning_rate = 0.01
+    opt.warmup_steps = 200
   elif arg == 'smoke':
     config.batch_size = 4
     config.num_train_steps = 20
@@ -98,5 +121,5 @@ def get_config(arg=None):
     opt.learning_rate = 0.01
     opt.warmup_steps = 2
   elif arg is not None:
-    raise ValueError(f'unknown propagation config {arg!r}; expected none, "static" or "smoke"')
+    raise ValueError(f'unknown propagation config {arg!r}; expected none, "static", "demo" or "smoke"')
   return config

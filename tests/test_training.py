@@ -302,3 +302,18 @@ def test_video_pairs_from_shared_davis2016(shared_davis2016, tmp_path):
                                               flow_preset='ultrafast', flow_cache_dir=tmp_path)
   example = sampler.example(np.random.default_rng(0))
   assert example['target'].any() and np.isfinite(example['flow']).all()
+
+
+def test_mixture_sampler_follows_its_weights():
+  class Constant:
+    def __init__(self, value):
+      self.value = value
+
+    def example(self, rng):
+      return self.value
+
+  mixture = propagation_data.MixtureSampler([Constant('a'), Constant('b')], [0.7, 0.3])
+  draws = [mixture.example(np.random.default_rng(i)) for i in range(2000)]
+  assert 0.65 < draws.count('a') / len(draws) < 0.75
+  with pytest.raises(ValueError, match='mixture weights'):
+    propagation_data.MixtureSampler([Constant('a')], [0.0])

@@ -136,6 +136,21 @@ def make_example(image, flow, guidance_mask, target, box, rng, patch_size, defor
           'guidance': guidance.astype(np.float32)[..., None], 'target': target.astype(np.int32)}
 
 
+@dataclasses.dataclass
+class MixtureSampler:
+  """Draws each example from one of several samplers, chosen at random with the given weights."""
+  samplers: list
+  weights: list
+
+  def __post_init__(self):
+    if len(self.samplers) != len(self.weights) or min(self.weights) < 0 or sum(self.weights) <= 0:
+      raise ValueError(f'mixture weights must be non-negative, one per sampler, and not all 0: {self.weights}')
+    self._probabilities = np.asarray(self.weights, np.float64) / sum(self.weights)
+
+  def example(self, rng):
+    return self.samplers[rng.choice(len(self.samplers), p=self._probabilities)].example(rng)
+
+
 TRAIN_STREAM, EVAL_STREAM = 0, 1
 
 

@@ -39,14 +39,28 @@ def validate_config(config, num_devices):
     raise InputError(f'config.data.source must be one of {DATA_SOURCES}, got {config.data.source!r}')
   if config.data.source == 'davis' and not config.data.root:
     raise InputError('config.data.root must name a DAVIS folder when config.data.source is "davis"')
+  if not 0 <= config.data.synthetic_fraction <= 1:
+    raise InputError(f'config.data.synthetic_fraction must lie in [0, 1], got {config.data.synthetic_fraction}')
   unknown = set(config.trainable_branches) - {'rgb', 'flow'}
   if unknown or not config.trainable_branches:
     raise InputError(f'config.trainable_branches must be a non-empty subset of ("rgb", "flow"), '
                      f'got {tuple(config.trainable_branches)}')
 
 
+def _synthetic_root(config, workdir):
+  synthetic = config.data.synthetic
+  video = SyntheticVideoConfig(num_frames=synthetic.num_frames, height=synthetic.height,
+                               width=synthetic.width, hidden_frames=(4, 8))
+  return propagation_data.prepare_synthetic_root(
+      workdir / 'synthetic_data', synthetic.num_train_videos, synthetic.num_eval_videos, video, config.seed)
+
+
 def make_samplers(config, workdir):
-  """Training and held-out samplers (objects with `example(rng)`) for the configured data."""
+  """Training and held-out samplers (objects with `example(rng)`) for the configured data.
+
+  With `data.synthetic_fraction` > 0, that fraction of the training examples
+  comes from synthetic videos generated into the workdir.
+  """
   data = config.data
   if data.source == 'coco':
     return [tfds_data.CocoInstanceSampler(
@@ -55,12 +69,7 @@ def make_samplers(config, workdir):
             ((data.train_split, True), (data.eval_split, False))]
   splits = (data.train_split, data.eval_split)
   if data.source == 'synthetic':
-    video = SyntheticVideoConfig(num_frames=data.synthetic.num_frames, height=data.synthetic.height,
-                                 width=data.synthetic.width, hidden_frames=(4, 8))
-    root = propagation_data.prepare_synthetic_root(
-        workdir / 'synthetic_data', data.synthetic.num_train_videos, data.synthetic.num_eval_videos,
-        video, config.seed)
-    splits = ('train', 'eval')
+    root, splits = _synthetic_root(config, workdir), ('train', 'eval')
   elif data.source == 'tfds_davis':
     root = workdir / 'tfds_videos'
     for split in splits:
@@ -69,11 +78,19 @@ def make_samplers(config, workdir):
           data.tfds_name)
   else:
     root = pathlib.Path(data.root)
-  flow_cache = workdir / 'flow_cache' if data.cache_flow else None
-  return [propagation_data.VideoPairSampler(
-      DavisDataset(root, split, data.layout), config.model.patch_size, max_gap=data.max_gap,
-      flow_preset=data.flow_preset, flow_cache_dir=None if flow_cache is None else flow_cache / split,
-      augment=augment) for split, augment in zip(splits, (True, False))]
+
+  def video_sampler(root, split, augment):
+    cache = None if not data.cache_flow else workdir / 'flow_cache' / pathlib.Path(root).name / split
+    return propagation_data.VideoPairSampler(
+        DavisDataset(root, split, data.layout), config.model.patch_size, max_gap=data.max_gap,
+        flow_preset=data.flow_preset, flow_cache_dir=cache, augment=augment)
+
+  train, held_out = video_sampler(root, splits[0], True), video_sampler(root, splits[1], False)
+  if data.synthetic_fraction > 0 and data.source != 'synthetic':
+    synthetic_train = video_sampler(_synthetic_root(config, workdir), 'train', True)
+    train = propagation_data.MixtureSampler(
+        [train, synthetic_train], [1 - data.synthetic_fraction, data.synthetic_fraction])
+  return train, held_out
 
 
 def pixel_metrics(logits, target):
