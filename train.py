@@ -1,4 +1,4 @@
-"""Trains a network: `python train.py --config configs/propagation.py[:smoke] --workdir DIR`.
+"""Trains a network: `python train.py --config configs/{propagation,reid}.py[:smoke] --workdir DIR`.
 
 Override any config field on the command line, e.g. `--config.batch_size=16`.
 Rerunning with the same workdir resumes from its latest checkpoint.
@@ -11,6 +11,7 @@ import jax
 from ml_collections import config_flags
 
 from vsreid_jax.errors import exit_on_input_error
+from vsreid_jax.training import reid_trainer
 from vsreid_jax.training import trainer
 
 FLAGS = flags.FLAGS
@@ -28,7 +29,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
   if FLAGS.distributed:
     jax.distributed.initialize()
-  trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  task = reid_trainer if FLAGS.config.get('task') == 'reid' else trainer
+  task.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
 if __name__ == '__main__':

@@ -29,6 +29,7 @@ class BoxHead(nn.Module):
     width: channel multiplier, as the backbone's.
     strides: stride of the first block (14x14 boxes -> 7x7).
     frozen_bn: normalise with the running statistics even when training.
+    bn_momentum: weight of the old running statistics in their update, as `ResNet`'s.
     dtype: computation dtype.
   """
   num_blocks: int
@@ -36,6 +37,7 @@ class BoxHead(nn.Module):
   width: float = 1.0
   strides: int = 2
   frozen_bn: bool = True
+  bn_momentum: float = 0.9
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -43,7 +45,7 @@ class BoxHead(nn.Module):
     """[N, S, S, C] pooled box features -> [N, C'] box vectors."""
     conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=conv_init)
     norm = functools.partial(nn.BatchNorm, use_running_average=self.frozen_bn or not train,
-                             epsilon=EPSILON, dtype=self.dtype)
+                             momentum=self.bn_momentum, epsilon=EPSILON, dtype=self.dtype)
     features = scale_width(512, self.width)
     for j in range(self.num_blocks):
       # Named as the fourth stage of `ResNet`, so ImageNet weights map by name.
@@ -113,6 +115,8 @@ class FasterRCNN(nn.Module):
     sampling_ratio: RoIAlign samples per bin and axis.
     embedding_features: size of the re-ID embedding.
     class_agnostic_boxes: one box regression for all classes instead of one per class.
+    frozen_bn: BatchNorm normalises with its running statistics in training too, as when
+      fine-tuning ImageNet weights; False learns them, for training from scratch.
     dtype: computation dtype of the convolutions; outputs are float32.
   """
   backbone_cls: ModuleDef
@@ -127,12 +131,13 @@ class FasterRCNN(nn.Module):
   sampling_ratio: int = 2
   embedding_features: int = 256
   class_agnostic_boxes: bool = False
+  frozen_bn: bool = True
   dtype: Any = jnp.float32
 
   def setup(self):
-    self.backbone = self.backbone_cls(dtype=self.dtype)
+    self.backbone = self.backbone_cls(frozen_bn=self.frozen_bn, dtype=self.dtype)
     self.rpn = RPNHead(len(self.anchor_scales) * len(self.aspect_ratios), dtype=self.dtype)
-    self.box_head = self.box_head_cls(dtype=self.dtype)
+    self.box_head = self.box_head_cls(frozen_bn=self.frozen_bn, dtype=self.dtype)
     box_classes = 1 if self.class_agnostic_boxes else self.num_classes + 1
     self.class_scores = nn.Dense(self.num_classes + 1, kernel_init=nn.initializers.normal(0.01))
     self.box_deltas = nn.Dense(4 * box_classes, kernel_init=nn.initializers.normal(0.001))
@@ -167,6 +172,30 @@ class FasterRCNN(nn.Module):
             'box_deltas': self.box_deltas(vectors).reshape(batch, num_boxes, -1, 4),
             'embeddings': embeddings}
 
+  def rpn_outputs(self, features, image_size):
+    """Anchors, RPN outputs and proposals of `features` (from `features`).
+
+    Args:
+      features: [B, h, w, C] from `features`.
+      image_size: (height, width) of the images, which proposals are clipped to.
+
+    Returns:
+      dict of 'anchors' [A, 4], 'rpn_objectness' [B, A], 'rpn_deltas' [B, A, 4],
+      'proposals' [B, P, 4] and 'proposal_mask' [B, P] (False for padding),
+      P = `post_nms_top_k`.
+    """
+    objectness, deltas = self.rpn(features)
+    anchors = box_ops.generate_anchors(features.shape[1], features.shape[2], STRIDE,
+                                       self.anchor_scales, self.aspect_ratios)
+    propose_image = functools.partial(
+        propose, anchors=anchors, image_size=image_size, pre_nms_top_k=self.pre_nms_top_k,
+        post_nms_top_k=self.post_nms_top_k, nms_threshold=self.rpn_nms_threshold)
+    # As torchvision, no gradient flows through the proposals' coordinates.
+    proposals, _, mask = jax.vmap(propose_image)(jax.lax.stop_gradient(objectness),
+                                                 jax.lax.stop_gradient(deltas))
+    return {'anchors': anchors, 'rpn_objectness': objectness, 'rpn_deltas': deltas,
+            'proposals': proposals, 'proposal_mask': mask}
+
   def __call__(self, images, train=False):
     """RPN outputs and proposals, and the box outputs of the proposals.
 
@@ -176,30 +205,18 @@ class FasterRCNN(nn.Module):
         `mutable=['batch_stats']` unless every BatchNorm is frozen.
 
     Returns:
-      dict of 'anchors' [A, 4], 'rpn_objectness' [B, A], 'rpn_deltas' [B, A, 4],
-      'proposals' [B, P, 4], 'proposal_mask' [B, P] (False for padding),
-      P = `post_nms_top_k`, and `box_outputs` of the proposals.
+      dict of `rpn_outputs` and the `box_outputs` of the proposals.
     """
     features = self.features(images, train)
-    objectness, deltas = self.rpn(features)
-    anchors = box_ops.generate_anchors(features.shape[1], features.shape[2], STRIDE,
-                                       self.anchor_scales, self.aspect_ratios)
-    propose_image = functools.partial(
-        propose, anchors=anchors, image_size=images.shape[1:3], pre_nms_top_k=self.pre_nms_top_k,
-        post_nms_top_k=self.post_nms_top_k, nms_threshold=self.rpn_nms_threshold)
-    # As torchvision, no gradient flows through the proposals' coordinates.
-    proposals, _, mask = jax.vmap(propose_image)(jax.lax.stop_gradient(objectness),
-                                                 jax.lax.stop_gradient(deltas))
-    return {'anchors': anchors, 'rpn_objectness': objectness, 'rpn_deltas': deltas,
-            'proposals': proposals, 'proposal_mask': mask,
-            **self.box_outputs(features, proposals, train)}
+    outputs = self.rpn_outputs(features, images.shape[1:3])
+    return {**outputs, **self.box_outputs(features, outputs['proposals'], train)}
 
 
 def _c4(resnet_cls, width=1.0):
   """`FasterRCNN` arguments that split a `RESNETS` network into a stride-16 backbone and a head."""
   stage_sizes, block_cls = resnet_cls.keywords['stage_sizes'], resnet_cls.keywords['block_cls']
   backbone = functools.partial(resnet_cls, stage_sizes=stage_sizes[:3], strides=(1, 2, 2),
-                               dilations=(1, 1, 1), stem='standard', width=width, frozen_bn=True)
+                               dilations=(1, 1, 1), stem='standard', width=width)
   head = functools.partial(BoxHead, num_blocks=stage_sizes[3], block_cls=block_cls, width=width)
   return {'backbone_cls': backbone, 'box_head_cls': head}
 

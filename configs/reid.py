@@ -1,0 +1,106 @@
+"""Training the re-ID detector (Faster R-CNN with an OIM identification head).
+
+  python train.py --config configs/reid.py --workdir DIR --config.data.root=DAVIS
+      frames of DAVIS-layout videos; each annotated object is an identity
+  python train.py --config configs/reid.py:smoke --workdir DIR
+      a tiny detector on synthetic videos: 20 steps in about a minute on a 2-core CPU
+"""
+
+import ml_collections
+
+
+def get_config(arg=None):
+  """Returns the re-ID config; `arg` is None or 'smoke'."""
+  config = ml_collections.ConfigDict()
+  config.task = 'reid'
+  config.seed = 0
+  config.batch_size = 8
+  config.num_train_steps = 50_000
+  config.checkpoint_every_steps = 5_000
+  config.log_every_steps = 100
+  config.keep_checkpoints = 3
+
+  model = config.model = ml_collections.ConfigDict()
+  model.name = 'FasterRCNNResNet50'
+  model.num_classes = 1
+  model.anchor_scales = (32, 64, 128, 256, 512)
+  model.aspect_ratios = (0.5, 1.0, 2.0)
+  model.pre_nms_top_k = 6000
+  model.post_nms_top_k = 300
+  model.rpn_nms_threshold = 0.7
+  model.embedding_features = 256
+  model.class_agnostic_boxes = False
+  # True: BatchNorm keeps its (ImageNet) running statistics; False learns them.
+  model.frozen_bn = True
+  model.dtype = 'float32'
+
+  detection = config.detection = ml_collections.ConfigDict()
+  detection.max_detections = 100
+  detection.score_threshold = 0.05
+  detection.nms_threshold = 0.5
+  detection.class_agnostic_nms = False
+  detection.pre_nms_top_k = 1000
+  detection.min_size = 0.01
+
+  targets = config.targets = ml_collections.ConfigDict()
+  targets.rpn_samples = 256
+  targets.rpn_positive_fraction = 0.5
+  targets.box_samples = 128
+  targets.box_positive_fraction = 0.25
+
+  loss = config.loss = ml_collections.ConfigDict()
+  loss.oim_weight = 1.0
+  loss.oim_momentum = 0.5
+  loss.oim_scale = 10.0
+  loss.queue_size = 5000
+
+  data = config.data = ml_collections.ConfigDict()
+  # 'davis' (a DAVIS-layout folder) or 'synthetic' (generated into the workdir).
+  data.source = 'davis'
+  data.root = ''
+  data.layout = 'auto'
+  data.train_split = 'train'
+  data.image_height = 480
+  data.image_width = 864
+  data.max_boxes = 16
+  data.num_workers = 2
+  data.synthetic = ml_collections.ConfigDict(
+      {'num_train_videos': 16, 'num_eval_videos': 4, 'num_frames': 24, 'height': 240, 'width': 427})
+
+  opt = config.optimizer = ml_collections.ConfigDict()
+  opt.learning_rate = 1e-3
+  opt.end_learning_rate = 0.0
+  opt.power = 1.0
+  opt.warmup_steps = 500
+  opt.momentum = 0.9
+  opt.weight_decay = 1e-4
+  opt.clip_norm = 10.0
+
+  if arg == 'smoke':
+    config.batch_size = 2
+    config.num_train_steps = 20
+    config.checkpoint_every_steps = 10
+    config.log_every_steps = 5
+    model.name = 'FasterRCNNTiny'
+    model.anchor_scales = (16, 32, 64)
+    model.pre_nms_top_k = 128
+    model.post_nms_top_k = 32
+    model.frozen_bn = False
+    detection.max_detections = 8
+    detection.pre_nms_top_k = 64
+    targets.rpn_samples = 64
+    targets.box_samples = 16
+    loss.queue_size = 64
+    data.source = 'synthetic'
+    data.image_height = 128
+    data.image_width = 224
+    data.max_boxes = 4
+    data.synthetic.num_train_videos = 4
+    data.synthetic.num_eval_videos = 2
+    data.synthetic.height = 120
+    data.synthetic.width = 214
+    opt.learning_rate = 0.02
+    opt.warmup_steps = 2
+  elif arg is not None:
+    raise ValueError(f'unknown re-ID config {arg!r}; expected none or "smoke"')
+  return config

@@ -1,0 +1,1 @@
+"""Re-identification: the detector's factory and inference API, its training targets and losses."""

@@ -1,0 +1,104 @@
+"""Training examples for the re-ID detector: frames of DAVIS-layout videos with boxes and identities.
+
+Each annotated object of each sequence is one identity, numbered over the
+whole split, so the same object in two frames of a video shares its label.
+An example is one frame resized to fit a fixed size (aspect ratio kept) and
+padded at the bottom and right, with its objects' boxes padded to a fixed
+number. Examples are a pure function of their generator, as in
+`propagation_data`, so `propagation_data.local_batch` builds batches.
+"""
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from vsreid_jax.data.davis import DavisDataset
+from vsreid_jax.data.palette import VOID_LABEL
+from vsreid_jax.errors import InputError
+from vsreid_jax.models.oim import UNLABELLED
+
+OBJECT_CLASS = 1
+"""Class of every box for now: a class-agnostic 'object'."""
+_MAX_TRIES = 20
+
+
+def object_boxes(labels):
+  """Object ids (void excluded) of a label map and their tight boxes (x0, y0, x1, y1), max exclusive."""
+  ids = [int(k) for k in np.unique(labels) if 0 < k != VOID_LABEL]
+  boxes = []
+  for k in ids:
+    ys, xs = np.nonzero(labels == k)
+    boxes.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+  return ids, np.asarray(boxes, np.float32).reshape(-1, 4)
+
+
+def fit_frame(frame, height, width):
+  """`frame` resized to fit in height x width, aspect ratio kept, zero-padded; and the scale."""
+  scale = min(height / frame.shape[0], width / frame.shape[1])
+  size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
+  canvas = np.zeros((height, width, 3), np.float32)
+  canvas[:size[1], :size[0]] = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+  return canvas, scale
+
+
+@dataclasses.dataclass
+class FrameBoxSampler:
+  """Draws (frame, boxes, classes, identities) examples from a DAVIS-layout split.
+
+  Attributes:
+    dataset: the `DavisDataset` split.
+    image_size: (height, width) every frame is fitted into.
+    max_boxes: boxes per example (padding beyond the objects; extra objects dropped).
+    augment: random horizontal flip.
+  """
+  dataset: DavisDataset
+  image_size: tuple[int, int]
+  max_boxes: int
+  augment: bool = True
+
+  def __post_init__(self):
+    if self.max_boxes < 1:
+      raise InputError(f'max_boxes must be positive, got {self.max_boxes}')
+    self._sequences, self._first_identity = [], []
+    self.num_identities = 0
+    for name in sorted(self.dataset.sequence_names):
+      sequence = self.dataset.sequence(name)
+      if len(sequence.annotation_paths) != len(sequence.frames):
+        raise InputError(f'sequence {name} of {self.dataset.split_file}: training needs an '
+                         f'annotation for every frame ({len(sequence.annotation_paths)} of '
+                         f'{len(sequence.frames)})')
+      self._sequences.append(sequence)
+      self._first_identity.append(self.num_identities)
+      self.num_identities += sequence.num_objects
+
+  def example(self, rng):
+    """One example drawn with `rng`: dict of float32 image [H, W, 3], boxes [G, 4], bool
+    box_mask [G] and int32 classes [G] and identities [G] (`UNLABELLED` beyond the objects
+    of the first frame), G = `max_boxes`."""
+    for _ in range(_MAX_TRIES):
+      index = int(rng.integers(len(self._sequences)))
+      sequence = self._sequences[index]
+      frame_index = int(rng.integers(len(sequence.frames)))
+      ids, boxes = object_boxes(sequence.read_annotation(frame_index))
+      if ids:
+        break
+    else:
+      raise InputError(f'{self.dataset.split_file}: found no frame with an object in '
+                       f'{_MAX_TRIES} tries')
+    frame = sequence.frames[frame_index]
+    if self.augment and rng.random() < 0.5:
+      frame = frame[:, ::-1]
+      boxes[:, [0, 2]] = frame.shape[1] - boxes[:, [2, 0]]
+    image, scale = fit_frame(np.ascontiguousarray(frame), *self.image_size)
+    boxes = boxes * scale
+    ids = np.asarray(ids[:self.max_boxes])
+    count = len(ids)
+    identities = np.where(ids <= sequence.num_objects, self._first_identity[index] + ids - 1,
+                          UNLABELLED)
+    padded = lambda x, dtype: np.pad(np.asarray(x, dtype), [(0, self.max_boxes - count)] +
+                                     [(0, 0)] * (np.ndim(x) - 1))
+    return {'image': image, 'boxes': padded(boxes[:count], np.float32),
+            'box_mask': padded(np.ones(count), bool),
+            'classes': padded(np.full(count, OBJECT_CLASS), np.int32),
+            'identities': padded(identities, np.int32)}

@@ -1,0 +1,176 @@
+"""Training the re-ID detector: config checks, data, the train step (RPN, box and OIM losses)."""
+
+import functools
+import pathlib
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from vsreid_jax.data.davis import DavisDataset
+from vsreid_jax.data.synthetic import SyntheticVideoConfig
+from vsreid_jax.errors import InputError
+from vsreid_jax.models import oim
+from vsreid_jax.reid import losses
+from vsreid_jax.reid import targets as targets_lib
+from vsreid_jax.reid.model import build_detector
+from vsreid_jax.training import loop
+from vsreid_jax.training import optimizer as optimizer_lib
+from vsreid_jax.training import propagation_data
+from vsreid_jax.training import reid_data
+
+DATA_SOURCES = ('davis', 'synthetic')
+LOSSES = ('rpn_objectness', 'rpn_box', 'classification', 'box', 'identification')
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: dict
+  batch_stats: dict
+  opt_state: optax.OptState
+  oim: oim.OIMState
+
+
+def validate_config(config, num_devices):
+  """Fails early with an `InputError` (a ValueError) naming the field the trainer cannot run with."""
+  loop.validate_loop_config(config, num_devices)
+  if config.data.source not in DATA_SOURCES:
+    raise InputError(f'config.data.source must be one of {DATA_SOURCES}, got {config.data.source!r}')
+  if config.data.source == 'davis' and not config.data.root:
+    raise InputError('config.data.root must name a DAVIS folder when config.data.source is "davis"')
+  for field in ('data.image_height', 'data.image_width', 'data.max_boxes', 'targets.rpn_samples',
+                'targets.box_samples', 'loss.queue_size'):
+    group, name = field.split('.')
+    value = config[group][name]
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+      raise InputError(f'config.{field} must be a positive integer, got {value!r}')
+  for field in ('targets.rpn_positive_fraction', 'targets.box_positive_fraction',
+                'loss.oim_momentum'):
+    group, name = field.split('.')
+    if not 0.0 <= config[group][name] <= 1.0:
+      raise InputError(f'config.{field} must lie in [0, 1], got {config[group][name]!r}')
+
+
+def make_sampler(config, workdir):
+  """The training `reid_data.FrameBoxSampler` of the configured data."""
+  data = config.data
+  split = data.train_split
+  if data.source == 'synthetic':
+    video = SyntheticVideoConfig(num_frames=data.synthetic.num_frames, height=data.synthetic.height,
+                                 width=data.synthetic.width, hidden_frames=(4, 8))
+    root = propagation_data.prepare_synthetic_root(
+        workdir / 'synthetic_data', data.synthetic.num_train_videos,
+        data.synthetic.num_eval_videos, video, config.seed)
+    split = 'train'
+  else:
+    root = pathlib.Path(data.root)
+  return reid_data.FrameBoxSampler(DavisDataset(root, split, data.layout),
+                                   (data.image_height, data.image_width), data.max_boxes)
+
+
+def make_optimizer(config, params):
+  """SGD with momentum on a warm-up + polynomial schedule, gradient clipping, decay on kernels."""
+  opt = config.optimizer
+  kernels = jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key == 'kernel', params)
+  return optax.chain(optax.clip_by_global_norm(opt.clip_norm),
+                     optax.add_decayed_weights(opt.weight_decay, kernels),
+                     optax.sgd(optimizer_lib.learning_rate_schedule(config), momentum=opt.momentum))
+
+
+def training_outputs(module, batch, key, targets_config):
+  """Detector outputs on `batch` in training mode, and the sampled targets they are scored on."""
+  images = batch['image']
+  features = module.features(images, train=True)
+  rpn = module.rpn_outputs(features, images.shape[1:3])
+  rpn_keys, box_keys = jax.random.split(key, (2, images.shape[0]))
+  rpn_targets = jax.vmap(functools.partial(
+      targets_lib.rpn_targets, num_samples=targets_config.rpn_samples,
+      positive_fraction=targets_config.rpn_positive_fraction), in_axes=(0, None, 0, 0))(
+          rpn_keys, rpn['anchors'], batch['boxes'], batch['box_mask'])
+  box_targets = jax.vmap(functools.partial(
+      targets_lib.box_head_targets, num_samples=targets_config.box_samples,
+      positive_fraction=targets_config.box_positive_fraction))(
+          box_keys, rpn['proposals'], rpn['proposal_mask'], batch['boxes'], batch['classes'],
+          batch['identities'], batch['box_mask'])
+  heads = module.box_outputs(features, box_targets['boxes'], train=True)
+  return rpn, heads, rpn_targets, box_targets
+
+
+def train_step(state, batch, model, tx, schedule, sampling_key, config):
+  """One SGD step on the summed losses; the OIM memory is updated with the batch's embeddings."""
+  key = jax.random.fold_in(sampling_key, state.step)
+
+  def loss_fn(params):
+    (rpn, heads, rpn_targets, box_targets), updates = model.apply(
+        {'params': params, 'batch_stats': state.batch_stats}, batch, key, config.targets,
+        method=training_outputs, mutable=['batch_stats'])
+    terms = dict(zip(LOSSES[:2], losses.rpn_losses(rpn['rpn_objectness'], rpn['rpn_deltas'],
+                                                   rpn_targets)))
+    terms.update(zip(LOSSES[2:4], losses.box_head_losses(heads['class_logits'],
+                                                         heads['box_deltas'], box_targets)))
+    terms['identification'], oim_state = losses.identification_loss(
+        state.oim, heads['embeddings'], box_targets, config.loss.oim_momentum,
+        config.loss.oim_scale)
+    weights = {'identification': config.loss.oim_weight}
+    loss = sum(weights.get(name, 1.0) * value for name, value in terms.items())
+    return loss, (terms, oim_state, updates.get('batch_stats', state.batch_stats))
+
+  (loss, (metrics, oim_state, batch_stats)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  metrics = {'loss': loss, **metrics, 'learning_rate': schedule(state.step),
+             'finite': jnp.isfinite(loss) & jnp.all(jnp.array(
+                 [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))}
+  new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                            batch_stats=batch_stats, opt_state=opt_state, oim=oim_state)
+  return new_state, metrics
+
+
+def summarise(metrics_list):
+  """Host-side means of the losses, and the last learning rate."""
+  summary = {key: float(np.mean([m[key] for m in metrics_list])) for key in ('loss',) + LOSSES}
+  summary['learning_rate'] = float(metrics_list[-1]['learning_rate'])
+  return summary
+
+
+def init_state(rng, model, tx, image_size, num_identities, queue_size):
+  """A fresh `TrainState`: detector variables, optimiser state, empty OIM memory."""
+  variables = model.init(rng, jnp.zeros((1,) + image_size + (3,)))
+  params = variables['params']
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get('batch_stats', {}), opt_state=tx.init(params),
+                    oim=oim.init_oim_state(num_identities, model.embedding_features, queue_size))
+
+
+def train_and_evaluate(config, workdir):
+  """Trains the re-ID detector as `config` says, resuming from `workdir` if it holds checkpoints.
+
+  Args:
+    config: a `configs/reid.py` config.
+    workdir: receives checkpoints (orbax), TensorBoard summaries and synthetic data.
+
+  Returns:
+    the final `TrainState`; its `oim` holds the lookup table of the identities.
+  """
+  workdir = pathlib.Path(workdir).absolute()
+  validate_config(config, jax.device_count())
+  model = build_detector(config.model)
+  sampler = make_sampler(config, workdir)
+  image_size = (config.data.image_height, config.data.image_width)
+  abstract_params = jax.eval_shape(model.init, jax.random.key(0),
+                                   jnp.zeros((1,) + image_size + (3,)))['params']
+  tx = make_optimizer(config, abstract_params)
+  initial = functools.partial(init_state, model=model, tx=tx, image_size=image_size,
+                              num_identities=sampler.num_identities,
+                              queue_size=config.loss.queue_size)
+  _, sampling_key = jax.random.split(jax.random.key(config.seed))
+  step = functools.partial(train_step, model=model, tx=tx,
+                           schedule=optimizer_lib.learning_rate_schedule(config),
+                           sampling_key=sampling_key, config=config)
+  return loop.run_training(
+      config, workdir, init_state=initial, train_step=step,
+      local_batch=lambda s, idx: propagation_data.local_batch(sampler, config.seed, s, idx),
+      summarise=summarise, num_workers=config.data.num_workers)
