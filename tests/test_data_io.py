@@ -49,6 +49,10 @@ def test_mask_formats_give_the_same_labels(tmp_path):
   np.testing.assert_array_equal(palette.read_mask(tmp_path / 'binary.png'), binary)
   Image.fromarray(binary).convert('1').save(tmp_path / 'bits.png')
   np.testing.assert_array_equal(palette.read_mask(tmp_path / 'bits.png'), binary)
+  # Grayscale with an alpha channel, as one DAVIS 2016 annotation is stored.
+  Image.fromarray(labels, mode='L').convert('LA').save(tmp_path / 'alpha.png')
+  np.testing.assert_array_equal(palette.read_mask(tmp_path / 'alpha.png'), labels)
+  np.testing.assert_array_equal(palette.read_label_png(tmp_path / 'alpha.png'), labels)
 
 
 def test_colours_outside_the_palette_are_rejected(tmp_path):

@@ -60,6 +60,9 @@ def _open_image(path):
     raise InputError(f'{path}: file not found') from None
   except (UnidentifiedImageError, OSError, SyntaxError) as error:
     raise InputError(f'{path}: unreadable image file ({error})') from None
+  if image.mode == 'LA':
+    # A grayscale mask saved with an alpha channel (one DAVIS 2016 annotation is): the alpha says nothing.
+    image = image.getchannel('L')
   return image
 
 
@@ -105,7 +108,7 @@ def read_mask(path):
     if present.max() > 255:
       raise InputError(f'{path}: grayscale label values must be at most 255, found {present.max()}')
     return values.astype(np.uint8)
-  if image.mode in ('RGB', 'RGBA', 'LA'):
+  if image.mode in ('RGB', 'RGBA'):
     return _colours_to_labels(np.array(image.convert('RGB')), path)
   raise InputError(f'{path}: unsupported PNG mode {image.mode}')
 
