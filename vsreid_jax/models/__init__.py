@@ -6,6 +6,7 @@ import numbers
 import jax
 import jax.numpy as jnp
 
+from vsreid_jax.errors import InputError
 from vsreid_jax.models.aspp import ASPP
 from vsreid_jax.models.folding import fold_batch_norm
 from vsreid_jax.models.mp2s import MP2S
@@ -17,16 +18,16 @@ _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 def _positive_ints(values, field, length=None):
   values = tuple(values)
   if not values or not all(isinstance(v, numbers.Integral) and v > 0 for v in values):
-    raise ValueError(f'config.model.{field} must be positive integers, got {values}')
+    raise InputError(f'config.model.{field} must be positive integers, got {values}')
   if length is not None and len(values) != length:
-    raise ValueError(f'config.model.{field} needs one value per stage ({length}), got {values}')
+    raise InputError(f'config.model.{field} needs one value per stage ({length}), got {values}')
   return values
 
 
 def _unit_interval(value, field, upper_open=False):
   if not 0.0 <= value <= 1.0 or (upper_open and value == 1.0):
     interval = '[0, 1)' if upper_open else '[0, 1]'
-    raise ValueError(f'config.model.{field} must lie in {interval}, got {value}')
+    raise InputError(f'config.model.{field} must lie in {interval}, got {value}')
   return value
 
 
@@ -40,19 +41,19 @@ def build_propagation_model(model_config, inference=False):
       convs as `TapConv`.
 
   Raises:
-    ValueError: a field has a bad value; the message names it.
+    InputError: (a ValueError) a field has a bad value; the message names it.
   """
   c = model_config
   if c.name != 'mp2s':
-    raise ValueError(f'config.model.name must be "mp2s", got {c.name!r}')
+    raise InputError(f'config.model.name must be "mp2s", got {c.name!r}')
   if c.depth not in RESNETS:
-    raise ValueError(f'config.model.depth must be one of {sorted(RESNETS)}, got {c.depth}')
+    raise InputError(f'config.model.depth must be one of {sorted(RESNETS)}, got {c.depth}')
   if c.stem not in ('deep', 'standard'):
-    raise ValueError(f'config.model.stem must be "deep" or "standard", got {c.stem!r}')
+    raise InputError(f'config.model.stem must be "deep" or "standard", got {c.stem!r}')
   if c.dtype not in _DTYPES:
-    raise ValueError(f'config.model.dtype must be one of {sorted(_DTYPES)}, got {c.dtype!r}')
+    raise InputError(f'config.model.dtype must be one of {sorted(_DTYPES)}, got {c.dtype!r}')
   if not c.width > 0:
-    raise ValueError(f'config.model.width must be positive, got {c.width}')
+    raise InputError(f'config.model.width must be positive, got {c.width}')
   _positive_ints([c.aspp_features], 'aspp_features')
   _positive_ints([c.patch_size], 'patch_size')
   dtype = _DTYPES[c.dtype]
