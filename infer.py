@@ -1,10 +1,12 @@
-"""Segments a video from its first-frame mask, or runs the demo.
+"""Segments a video from its first-frame mask, or every sequence of a DAVIS split, or runs the demo.
 
-  python infer.py --sequence FRAMES_DIR --first-mask MASK.png --output OUT_DIR \
-      [--propagation-checkpoint CKPT_DIR [--no-flip] [--no-reid]]
+  python infer.py --sequence FRAMES_DIR --first-mask MASK.png --output OUT_DIR [--overlay]
+  python infer.py --davis-root DAVIS_DIR --split val --output OUT_DIR [--evaluate] [--overlay] \
+      [--process-index I --process-count N]
   python infer.py --demo [--output OUT_DIR]
 
-Without --propagation-checkpoint, masks are propagated by optical flow alone.
+  Either segmenting mode takes [--propagation-checkpoint CKPT_DIR [--no-flip] [--no-reid]
+  [--finetune-steps N]]; without a checkpoint, masks are propagated by optical flow alone.
 """
 
 import argparse
@@ -12,8 +14,9 @@ import pathlib
 
 from configs import inference as inference_config
 from vsreid_jax.errors import InputError, exit_on_input_error
+from vsreid_jax.evaluation import davis_eval
 from vsreid_jax.flow import dis
-from vsreid_jax.inference import demo, driver
+from vsreid_jax.inference import dataset, demo, driver
 from vsreid_jax.inference.vsreid import VSReID
 
 
@@ -23,30 +26,75 @@ def parse_args(argv=None):
   parser.add_argument('--sequence', type=pathlib.Path, help='folder of frames (.jpg/.png, natural order)')
   parser.add_argument('--first-mask', type=pathlib.Path,
                       help='first-frame mask: palette PNG, grayscale label PNG or binary PNG')
+  parser.add_argument('--davis-root', type=pathlib.Path,
+                      help='DAVIS folder (2017 or 2016 layout): segment every sequence of --split')
+  parser.add_argument('--split', default='val', help='DAVIS split to segment (default val)')
+  parser.add_argument('--evaluate', action='store_true',
+                      help='score the results on the split (process 0, after its sequences)')
+  parser.add_argument('--process-index', type=int,
+                      help='this process among --process-count sharing the split (default: JAX\'s)')
+  parser.add_argument('--process-count', type=int,
+                      help='processes sharing the split (default: JAX\'s process count)')
   parser.add_argument('--output', type=pathlib.Path, help='output folder (demo default: outputs/demo)')
+  parser.add_argument('--overlay', action='store_true',
+                      help='also write <sequence>.mp4: masks over the frames in palette colours')
   parser.add_argument('--flow-preset', default='medium', choices=dis.PRESETS, help='OpenCV DIS preset')
   parser.add_argument('--flow-dir', type=pathlib.Path,
-                      help='pre-computed flow in the official layout (<frame>.flo, <frame>.rflo)')
+                      help='pre-computed flow in the official layout (<frame>.flo, <frame>.rflo; '
+                           'one subfolder per sequence with --davis-root)')
   parser.add_argument('--flow-cache', type=pathlib.Path, help='keep computed DIS flow here for reruns')
   parser.add_argument('--propagation-checkpoint', type=pathlib.Path,
                       help='MP2S checkpoint directory: segment with the VS-ReID algorithm')
   parser.add_argument('--no-flip', action='store_true', help='no horizontal-flip averaging')
   parser.add_argument('--no-reid', action='store_true', help='propagate only, no re-ID rounds')
+  parser.add_argument('--finetune-steps', type=int, default=0,
+                      help='fine-tune the network on each video\'s first frame for N steps first')
   return parser.parse_args(argv)
+
+
+def _used(*flags):
+  """The names of the flags among (name, value) pairs that were given."""
+  return [name for name, value in flags if value]
 
 
 def make_segmenter(args):
   """The VS-ReID segmenter the flags ask for, or None for flow-only propagation."""
+  if args.finetune_steps < 0:
+    raise InputError(f'--finetune-steps must be 0 or more, got {args.finetune_steps}')
   if args.propagation_checkpoint is None:
-    flags = [flag for flag, used in (('--no-flip', args.no_flip), ('--no-reid', args.no_reid))
-             if used]
+    flags = _used(('--no-flip', args.no_flip), ('--no-reid', args.no_reid),
+                  ('--finetune-steps', args.finetune_steps))
     if flags:
       raise InputError(f'{", ".join(flags)} needs --propagation-checkpoint')
     return None
   config = inference_config.get_config()
   config.flip, config.reid = not args.no_flip, not args.no_reid
   # Re-identification joins once its network ships (a `reid_factory`); until then this propagates.
+  if args.finetune_steps:
+    # Fine-tuning brings in the training input pipeline (TensorFlow): seconds of imports.
+    from vsreid_jax.inference.finetuned import FinetunedVSReID  # pylint: disable=g-import-not-at-top
+    return FinetunedVSReID.from_checkpoint(args.propagation_checkpoint, config, args.finetune_steps)
   return VSReID.from_checkpoint(args.propagation_checkpoint, config)
+
+
+def check_mode(args):
+  """Raises `InputError` for flags that the chosen mode lacks or does not take."""
+  if args.sequence is not None and args.davis_root is not None:
+    raise InputError('use either --sequence or --davis-root, not both')
+  if args.davis_root is None:
+    flags = _used(('--evaluate', args.evaluate), ('--process-index', args.process_index is not None),
+                  ('--process-count', args.process_count is not None))
+    if flags:
+      raise InputError(f'{", ".join(flags)} needs --davis-root')
+    missing = _used(('--sequence', args.sequence is None), ('--first-mask', args.first_mask is None),
+                    ('--output', args.output is None))
+    if missing:
+      raise InputError(f'missing {", ".join(missing)} (or use --davis-root or --demo)')
+  else:
+    if args.first_mask is not None:
+      raise InputError('--first-mask is for --sequence; DAVIS sequences start from their first annotation')
+    if args.output is None:
+      raise InputError('missing --output')
 
 
 @exit_on_input_error
@@ -54,13 +102,22 @@ def main(argv=None):
   args = parse_args(argv)
   if args.demo:
     return demo.run_demo(args.output or pathlib.Path('outputs/demo'))
-  missing = [flag for flag, value in (('--sequence', args.sequence), ('--first-mask', args.first_mask),
-                                      ('--output', args.output)) if value is None]
-  if missing:
-    raise InputError(f'missing {", ".join(missing)} (or use --demo)')
+  check_mode(args)
+  segmenter = make_segmenter(args)
+  if args.davis_root is not None:
+    run = dataset.segment_dataset(
+        args.davis_root, args.split, args.output, segmenter, flow_preset=args.flow_preset,
+        flow_dir=args.flow_dir, flow_cache_dir=args.flow_cache, overlay=args.overlay,
+        process_index=args.process_index, process_count=args.process_count, evaluate=args.evaluate)
+    print(run.summary())
+    if run.report is not None:
+      print(davis_eval.format_report(run.report))
+    print(f'masks written to {args.output}')
+    return run
+  overlay_path = args.output / f'{args.sequence.name}.mp4' if args.overlay else None
   timings = driver.segment_folder(args.sequence, args.first_mask, args.output, args.flow_preset,
-                                  args.flow_dir, args.flow_cache, segmenter=make_segmenter(args),
-                                  log=print)
+                                  args.flow_dir, args.flow_cache, segmenter=segmenter, log=print,
+                                  overlay_path=overlay_path)
   print(driver.format_timings(timings))
   print(f'masks written to {args.output}')
   return timings

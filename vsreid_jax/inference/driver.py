@@ -1,4 +1,4 @@
-"""Segmenting a folder of frames end to end: read, compute flow, propagate, write PNGs."""
+"""Segmenting one video end to end: read, compute flow, propagate, write PNGs (and an overlay)."""
 
 import pathlib
 import time
@@ -9,9 +9,10 @@ from vsreid_jax.data import video
 from vsreid_jax.errors import InputError
 from vsreid_jax.flow import dis
 from vsreid_jax.flow.provider import DisFlow, PrecomputedFlow
+from vsreid_jax.inference import overlay
 from vsreid_jax.inference.flow_baseline import propagate_by_flow
 
-STAGES = ('read', 'flow', 'warp', 'network', 'reid', 'other', 'write')
+STAGES = ('read', 'finetune', 'flow', 'warp', 'network', 'reid', 'other', 'write')
 
 
 def make_flow_source(frames, preset='medium', flow_dir=None, cache_dir=None):
@@ -25,11 +26,9 @@ def make_flow_source(frames, preset='medium', flow_dir=None, cache_dir=None):
 
 
 def segment_folder(sequence_dir, first_mask_path, output_dir, flow_preset='medium', flow_dir=None,
-                   flow_cache_dir=None, show_progress=True, segmenter=None, log=None):
+                   flow_cache_dir=None, show_progress=True, segmenter=None, log=None,
+                   overlay_path=None):
   """Segments every frame of a folder of frames, given the first frame's mask.
-
-  With a `segmenter` (`vsreid.VSReID`), by the VS-ReID algorithm; without one,
-  masks are propagated by optical flow alone (`propagate_by_flow`).
 
   Args:
     sequence_dir: folder of .jpg/.png frames (natural sort order).
@@ -39,32 +38,74 @@ def segment_folder(sequence_dir, first_mask_path, output_dir, flow_preset='mediu
     flow_dir: optional folder of pre-computed `<frame>.flo`/`<frame>.rflo` files.
     flow_cache_dir: optional folder where computed DIS flow is kept for reruns.
     show_progress: draw a progress bar on stderr.
-    segmenter: a `vsreid.VSReID`, or None for the flow-only baseline.
+    segmenter: see `segment_and_write`.
     log: optional callable for the segmenter's recovery lines.
+    overlay_path: optional .mp4 file for the masks blended over the frames.
 
   Returns:
-    dict of seconds spent per stage ('read', 'flow', 'warp', 'write', 'total'; with a
-    segmenter also 'network', 'reid' and 'other') and 'frames'.
+    the timings of `segment_and_write`.
   """
   start = time.perf_counter()
   frames = video.read_frame_folder(sequence_dir)
   first_mask = video.read_first_mask(first_mask_path, frames)
   flow_source = make_flow_source(frames, flow_preset, flow_dir, flow_cache_dir)
-  timings = {'read': time.perf_counter() - start}
+  return segment_and_write(frames, first_mask, flow_source, output_dir, segmenter, overlay_path,
+                           pathlib.Path(sequence_dir).name, show_progress, log,
+                           {'read': time.perf_counter() - start})
+
+
+def segment_and_write(frames, first_mask, flow_source, output_dir, segmenter=None,
+                      overlay_path=None, name=None, show_progress=True, log=None, timings=None):
+  """Segments a video and writes one palette PNG per frame (and optionally an overlay video).
+
+  With a `segmenter` (`VSReID` or `FinetunedVSReID`), by the VS-ReID algorithm;
+  without one, masks are propagated by optical flow alone (`propagate_by_flow`).
+
+  Args:
+    frames: the video's `FrameSequence`.
+    first_mask: [H, W] object ids of frame 0.
+    flow_source: from `make_flow_source`.
+    output_dir: where the PNGs go, named as the frames.
+    segmenter: a `VSReID`-like object with `segment`, or None for the flow-only baseline.
+    overlay_path: optional .mp4 file for the masks blended over the frames.
+    name: the video's name on its progress bar.
+    show_progress: draw a progress bar on stderr.
+    log: optional callable for recovery lines.
+    timings: seconds already spent on the video, per stage (such as 'read').
+
+  Returns:
+    dict of seconds spent per stage ('read', 'flow', 'warp', 'write', 'total'; with a
+    segmenter also 'network', 'reid' and 'other', and 'finetune' if it fine-tunes) and
+    'frames'.
+  """
+  timings = dict(timings or {})
+  start = time.perf_counter() - sum(timings.values())
   if segmenter is None:
     label_maps = propagate_by_flow(first_mask, flow_source, timings)
   else:
     segmentation = segmenter.segment(frames, first_mask, flow_source, log)
-    stages = {name: seconds for name, seconds in segmentation.timings.items() if name != 'total'}
+    stages = {stage: seconds for stage, seconds in segmentation.timings.items() if stage != 'total'}
     timings.update(stages, other=segmentation.timings['total'] - sum(stages.values()))
     label_maps = segmentation.label_maps()
-  bar = tqdm.tqdm(label_maps, total=len(frames), desc=pathlib.Path(sequence_dir).name, unit='frame',
+  bar = tqdm.tqdm(label_maps, total=len(frames), desc=name, unit='frame',
                   disable=not show_progress, leave=False)
-  written = video.write_label_sequence(output_dir, frames.names, bar)
+  if overlay_path is None:
+    written = video.write_label_sequence(output_dir, frames.names, bar)
+  else:
+    with overlay.OverlayVideo(overlay_path, log=log or print) as overlay_video:
+      written = video.write_label_sequence(output_dir, frames.names,
+                                           _added_to(overlay_video, frames, bar))
   timings['write'] = time.perf_counter() - start - sum(timings.values())
   timings['total'] = time.perf_counter() - start
   timings['frames'] = written
   return timings
+
+
+def _added_to(overlay_video, frames, label_maps):
+  """Passes `label_maps` on, adding each with its frame to `overlay_video` on the way."""
+  for index, labels in enumerate(label_maps):
+    overlay_video.add(frames[index], labels, frames.names[index])
+    yield labels
 
 
 def format_timings(timings):

@@ -87,9 +87,13 @@ class BucketedPredictor:
     return foreground[:count]
 
   @classmethod
-  def from_model(cls, model, variables, patch_size, **kwargs):
-    """Wraps a Flax propagation `model` applied with `variables` (jitted for inference)."""
-    apply = models.jit_inference(model)
+  def from_model(cls, model, variables, patch_size, apply=None, **kwargs):
+    """Wraps a Flax propagation `model` applied with `variables` (jitted for inference).
+
+    `apply`, `models.jit_inference(model)` made once, lets predictors for new
+    variables of the same model (such as fine-tuned ones) reuse its compiled programs.
+    """
+    apply = apply or models.jit_inference(model)
     variables = jax.device_put(variables)
     return cls(lambda image, flow, guidance: apply(variables, image, flow, guidance),
                patch_size, **kwargs)
@@ -108,9 +112,26 @@ class BucketedPredictor:
         propagation network.
     """
     variables, config = checkpoints.restore_model_checkpoint(directory)
-    try:
-      model = models.build_propagation_model(config.model, inference=True)
-      variables = models.fold_batch_norm(variables)
-    except (AttributeError, KeyError, ValueError) as error:
-      raise InputError(f'{directory}: not a propagation (MP2S) checkpoint ({error})') from None
+    model, variables = inference_network(variables, config, directory)
     return cls.from_model(model, variables, patch_size or config.model.patch_size, **kwargs)
+
+
+def inference_network(variables, config, source):
+  """MP2S's inference variant and its variables (BatchNorm folded) from training ones.
+
+  Args:
+    variables: {'params', 'batch_stats'} of the network that `config.model` describes.
+    config: the network's config, as stored in its checkpoint.
+    source: where they came from (a checkpoint directory), for the error message.
+
+  Returns:
+    (model, folded variables).
+
+  Raises:
+    InputError: `config` and `variables` hold no propagation network.
+  """
+  try:
+    return (models.build_propagation_model(config.model, inference=True),
+            models.fold_batch_norm(variables))
+  except (AttributeError, KeyError, ValueError) as error:
+    raise InputError(f'{source}: not a propagation (MP2S) checkpoint ({error})') from None
