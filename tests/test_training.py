@@ -14,7 +14,7 @@ from vsreid_jax import models
 from vsreid_jax.data import augment, synthetic
 from vsreid_jax.errors import InputError
 from vsreid_jax.evaluation import metrics
-from vsreid_jax.training import finetune, optimizer, propagation_data, trainer
+from vsreid_jax.training import finetune, loop, optimizer, propagation_data, trainer
 
 
 def tiny_config(num_steps=8):
@@ -317,3 +317,21 @@ def test_mixture_sampler_follows_its_weights():
   assert 0.65 < draws.count('a') / len(draws) < 0.75
   with pytest.raises(ValueError, match='mixture weights'):
     propagation_data.MixtureSampler([Constant('a')], [0.0])
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_training_naming_the_step(tmp_path, monkeypatch):
+  config = tiny_config(num_steps=6)
+  config.checkpoint_every_steps = 6
+  real_batch = propagation_data.local_batch
+
+  def poisoned(sampler, seed, step, indices, stream=0):
+    batch = real_batch(sampler, seed, step, indices, stream)
+    if step == 3 and stream == propagation_data.TRAIN_STREAM:
+      batch['image'][0, 0, 0, 0] = np.nan
+    return batch
+
+  monkeypatch.setattr(propagation_data, 'local_batch', poisoned)
+  with pytest.raises(loop.NonFiniteError, match='non-finite at step 3'):
+    trainer.train_and_evaluate(config, tmp_path)
+  assert not (tmp_path / 'checkpoints' / '6').exists()  # nothing non-finite was saved
