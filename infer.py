@@ -1,7 +1,7 @@
 """Segments a video from its first-frame mask, or every sequence of a DAVIS split, or runs the demo.
 
   python infer.py --sequence FRAMES_DIR --first-mask MASK.png --output OUT_DIR [--overlay]
-  python infer.py --davis-root DAVIS_DIR --split val --output OUT_DIR [--evaluate] [--overlay] \
+  python infer.py --davis-root DAVIS_DIR --split val --output OUT_DIR [--evaluate] [--overlay]
       [--process-index I --process-count N]
   python infer.py --demo [--output OUT_DIR]
 
