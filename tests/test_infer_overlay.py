@@ -64,8 +64,9 @@ def test_overlay_falls_back_to_jpegs_without_an_mp4_encoder(tmp_path, monkeypatc
   with overlay.OverlayVideo(tmp_path / 'clip.mp4', log=lines.append) as video:
     for t in range(3):
       video.add(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), np.uint8), f'{t:05d}')
-  assert lines == [f'no mp4v video encoder in OpenCV: overlay frames written as JPEGs to {tmp_path / "clip_overlay"}']
-  assert sorted(p.name for p in (tmp_path / 'clip_overlay').iterdir()) == ['00000.jpg', '00001.jpg', '00002.jpg']
+  jpeg_dir = tmp_path / 'clip_overlay'
+  assert lines == [f'no mp4v video encoder in OpenCV: overlay frames written as JPEGs to {jpeg_dir}']
+  assert sorted(p.name for p in jpeg_dir.iterdir()) == ['00000.jpg', '00001.jpg', '00002.jpg']
   assert not (tmp_path / 'clip.mp4').exists()
 
 
