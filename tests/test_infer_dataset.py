@@ -89,6 +89,16 @@ def test_infer_segments_a_davis2016_split_and_prints_the_scores(tmp_path, capsys
   assert palette.read_label_png(tmp_path / 'out' / 'cows' / '00000.png').max() == 1
 
 
+def test_void_pixels_of_the_first_annotation_become_background(tmp_path):
+  labels = moving_squares(4)
+  labels[:, :3, :3] = palette.VOID_LABEL
+  root = make_davis2017(tmp_path / 'davis', {'bear': labels})
+  run, _ = segment(root, tmp_path / 'out', evaluate=True)
+  assert [o.name for o in run.report.objects] == ['bear_1', 'bear_2']
+  for t in range(4):
+    assert palette.read_label_png(tmp_path / 'out' / 'bear' / f'{t:05d}.png').max() == 2
+
+
 @pytest.mark.parametrize('flags, expected', [
     (['--sequence', 'x', '--davis-root', 'y'], 'use either --sequence or --davis-root, not both'),
     (['--davis-root', 'ROOT'], 'missing --output'),

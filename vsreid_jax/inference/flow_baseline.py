@@ -7,6 +7,9 @@ gives the floor that the propagation network must beat.
 
 import time
 
+import numpy as np
+
+from vsreid_jax.data import palette
 from vsreid_jax.flow.warp import warp_labels
 
 
@@ -14,7 +17,7 @@ def propagate_by_flow(first_mask, flow_source, timings=None):
   """Yields one label map per frame, the first mask first, warping frame to frame.
 
   Args:
-    first_mask: [H, W] uint8 object ids of frame 0.
+    first_mask: [H, W] uint8 object ids of frame 0; 255 (void) counts as background.
     flow_source: `DisFlow` or `PrecomputedFlow` of the video.
     timings: optional dict; seconds spent on 'flow' and 'warp' are added to it.
 
@@ -22,7 +25,8 @@ def propagate_by_flow(first_mask, flow_source, timings=None):
     [H, W] uint8 label maps, frame by frame; nothing but the current map is kept.
   """
   timings = {} if timings is None else timings
-  labels = first_mask
+  # Void (DAVIS 2017's unlabelled border pixels) is no object: background, as in `VSReID`.
+  labels = np.where(first_mask == palette.VOID_LABEL, 0, first_mask).astype(np.uint8)
   yield labels
   for index in range(1, len(flow_source)):
     start = time.perf_counter()
