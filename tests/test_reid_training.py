@@ -1,0 +1,92 @@
+"""Re-ID training: the frame sampler, config checks, and the smoke config on synthetic videos."""
+
+import contextlib
+import io
+import re
+
+import numpy as np
+import pytest
+
+from configs import reid as reid_config
+from tests.conftest import make_davis2017, moving_squares
+from vsreid_jax.data import synthetic
+from vsreid_jax.data.davis import DavisDataset
+from vsreid_jax.errors import InputError
+from vsreid_jax.reid import detection
+from vsreid_jax.reid.model import build_detector
+from vsreid_jax.training import propagation_data, reid_trainer
+from vsreid_jax.training.reid_data import FrameBoxSampler
+
+
+def test_sampler_boxes_identities_and_determinism(tmp_path):
+  root = make_davis2017(tmp_path, {'a': moving_squares(num_objects=2), 'b': moving_squares()},
+                        split='train')
+  sampler = FrameBoxSampler(DavisDataset(root, 'train'), (20, 40), max_boxes=3)
+  assert sampler.num_identities == 4
+  seen = {}
+  for index in range(12):
+    example = sampler.example(propagation_data.example_rng(0, 0, index))
+    assert example['image'].shape == (20, 40, 3)
+    np.testing.assert_array_equal(example['box_mask'], [True, True, False])
+    np.testing.assert_array_equal(example['classes'], [1, 1, 0])
+    boxes = example['boxes'][:2]
+    # 40x60 frames at half size: 5x5 squares, rows 2.5 and 10 (object 1, then 2).
+    np.testing.assert_allclose(boxes[:, [1, 3]], [[2.5, 7.5], [10, 15]])
+    np.testing.assert_allclose(boxes[:, 2] - boxes[:, 0], 5)
+    seen.setdefault(tuple(example['identities'][:2]), set()).add(float(boxes[0, 0]))
+  # Two videos, each with its own identities, and flips that mirror the boxes.
+  assert set(seen) == {(0, 1), (2, 3)}
+  assert any(x > 20 for xs in seen.values() for x in xs)
+  again = sampler.example(propagation_data.example_rng(0, 0, 5))
+  np.testing.assert_array_equal(again['image'], sampler.example(
+      propagation_data.example_rng(0, 0, 5))['image'])
+
+
+def test_config_errors_name_the_field(tmp_path):
+  for group, field, value in (('data', 'source', 'coco'), ('data', 'max_boxes', 0),
+                              ('targets', 'box_positive_fraction', 2.0), (None, 'batch_size', 0)):
+    config = reid_config.get_config('smoke')
+    (config[group] if group else config)[field] = value
+    with pytest.raises(InputError, match=f'config.{group + "." if group else ""}{field}'):
+      reid_trainer.train_and_evaluate(config, tmp_path)
+
+
+def retrieval_top1(model, variables, video, stride=3, min_area=50):
+  """Share of instances (objects and look-alike distractors) in later frames whose most similar
+  frame-0 instance is themselves, and the chance rate."""
+  frames, boxes = video.frames[::stride], video.boxes[::stride].astype(np.float32)
+  valid = video.visible_area[::stride] >= min_area
+  embeddings = np.asarray(detection.embed(model, variables, frames, boxes, valid))
+  scores = np.where(valid[0], np.asarray(detection.reid_scores(embeddings[1:], embeddings[0])),
+                    -np.inf)
+  queries = valid[1:] & valid[0]
+  hits = np.argmax(scores, axis=-1) == np.arange(len(valid[0]))
+  return hits[queries].mean(), 1 / valid[0].sum()
+
+
+def test_smoke_config_trains_and_retrieves_objects(tmp_path):
+  config = reid_config.get_config('smoke')
+  log = io.StringIO()
+  with contextlib.redirect_stdout(log):
+    state = reid_trainer.train_and_evaluate(config, tmp_path)
+  assert int(state.step) == config.num_train_steps
+  losses = [dict(re.findall(r'(\w+) (\d+\.\d+)', line)) for line in log.getvalue().splitlines()
+            if line.startswith('step ')]
+  assert len(losses) == 4
+  first, last = losses[0], losses[-1]
+  print({k: (float(first[k]), float(last[k])) for k in reid_trainer.LOSSES + ('loss',)})
+  assert float(last['loss']) < 0.8 * float(first['loss'])
+  for key in ('rpn_objectness', 'classification', 'identification'):
+    assert float(last[key]) < float(first[key])
+  assert (tmp_path / 'checkpoints' / '20').is_dir()
+
+  model = build_detector(config.model)
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  video_config = synthetic.SyntheticVideoConfig(num_frames=24, height=120, width=214,
+                                                hidden_frames=(4, 8))
+  rates, chances = zip(*(retrieval_top1(model, variables, synthetic.generate_video(
+      synthetic.SyntheticVideoConfig(**{**video_config.__dict__, 'seed': seed})))
+                         for seed in range(100, 104)))
+  print(f'retrieval top-1 {np.mean(rates):.3f}, chance {np.mean(chances):.3f}')
+  assert np.mean(rates) > 2 * np.mean(chances)
+  assert state.oim.lut.shape == (12, 256)  # 4 videos x 3 objects.
