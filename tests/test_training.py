@@ -1,6 +1,7 @@
 """Guidance deformations, optimiser groups, config checks and the training loop on synthetic videos."""
 
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -228,6 +229,10 @@ def test_finetuning_on_the_first_frame_lowers_its_loss():
   tuned = finetune.finetune_propagation(variables, config, clip.frames[0], clip.labels[0], num_steps=15,
                                         learning_rate=3e-3)
   assert loss(tuned) < 0.8 * loss(variables)
+  finetune.finetune_propagation(variables, config, clip.frames[1], clip.labels[1], num_steps=1,
+                                learning_rate=3e-3)
+  _, step = finetune._finetune_step(json.dumps(config.model.to_dict(), sort_keys=True), 3e-3)
+  assert step._cache_size() == 1  # a second sequence reuses the compiled step
   for before, after in zip(jax.tree.leaves(variables['batch_stats']), jax.tree.leaves(tuned['batch_stats'])):
     np.testing.assert_array_equal(before, after)  # frozen during fine-tuning
   with pytest.raises(InputError, match='at least one object'):

@@ -8,10 +8,12 @@ guidance. Stills have no motion, so the flow input is zero.
 """
 
 import functools
+import json
 
 import cv2
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
@@ -55,11 +57,26 @@ def first_frame_example(frame, labels, rng, patch_size, deformation=augment_lib.
   raise InputError('the first-frame mask has no object to fine-tune on')
 
 
+@functools.lru_cache(maxsize=4)
+def _finetune_step(model_config_json, learning_rate):
+  """The optimiser and jitted train step for a model config, built once so sequences share one compile.
+
+  BatchNorm is frozen: a few crops of one frame are no population.
+  """
+  model_config = ml_collections.ConfigDict(json.loads(model_config_json))
+  model_config.frozen_bn = True
+  model = models.build_propagation_model(model_config)
+  tx = optax.sgd(learning_rate, momentum=0.9)
+
+  def step(state, batch, dropout_key):
+    return trainer.train_step(state, batch, model, tx, lambda _: learning_rate, dropout_key)
+
+  return tx, jax.jit(step)
+
+
 def finetune_propagation(variables, config, frame, labels, num_steps, batch_size=4, learning_rate=1e-3,
                          seed=0, log=None):
-  """Fine-tunes the propagation network on one annotated frame.
-
-  BatchNorm statistics stay frozen: a few crops of one frame are no population.
+  """Fine-tunes the propagation network on one annotated frame, with BatchNorm statistics frozen.
 
   Args:
     variables: {'params', 'batch_stats'} of the network.
@@ -81,20 +98,15 @@ def finetune_propagation(variables, config, frame, labels, num_steps, batch_size
     raise InputError(f'fine-tuning needs num_steps >= 0 and batch_size >= 1, got {num_steps}, {batch_size}')
   if not np.any((labels > 0) & (labels < 255)):
     raise InputError('fine-tuning needs a first-frame mask with at least one object')
-  model_config = config.model.copy_and_resolve_references()
-  model_config.frozen_bn = True
-  model = models.build_propagation_model(model_config)
-  tx = optax.sgd(learning_rate, momentum=0.9)
+  tx, step_fn = _finetune_step(json.dumps(config.model.to_dict(), sort_keys=True), learning_rate)
   state = trainer.TrainState(step=jnp.zeros((), jnp.int32), params=variables['params'],
                              batch_stats=variables['batch_stats'], opt_state=tx.init(variables['params']))
-  step_fn = jax.jit(functools.partial(trainer.train_step, model=model, tx=tx,
-                                      schedule=lambda step: learning_rate,
-                                      dropout_key=jax.random.key(seed)))
   rng = np.random.default_rng(seed)
+  dropout_key = jax.random.key(seed)
   for step in range(num_steps):
-    examples = [first_frame_example(frame, labels, rng, model_config.patch_size) for _ in range(batch_size)]
+    examples = [first_frame_example(frame, labels, rng, config.model.patch_size) for _ in range(batch_size)]
     batch = {key: np.stack([e[key] for e in examples]) for key in examples[0]}
-    state, metrics = step_fn(state, batch)
+    state, metrics = step_fn(state, batch, dropout_key)
     if not bool(metrics['finite']):
       raise loop.NonFiniteError(f'fine-tuning loss or gradients became non-finite at step {step}')
     if log and (step + 1) % 10 == 0:
