@@ -85,7 +85,7 @@ def get_config(arg=None):
   elif arg == 'demo':
     # Small enough to train in about two hours on a 2-core CPU and to ship in the repository.
     config.batch_size = 8
-    config.num_train_steps = 6_000
+    config.num_train_steps = 3_000
     config.checkpoint_every_steps = 250
     config.log_every_steps = 50
     config.eval_every_steps = 500
