@@ -47,7 +47,8 @@ def main():
   boxes = jnp.asarray(np.concatenate([corners, corners + [WIDTH / 4, HEIGHT / 4]], -1), jnp.float32)
   valid = jnp.ones((1, args.templates), bool)
   print(f'{jax.devices()[0].device_kind}, one {HEIGHT}x{WIDTH} frame')
-  print(f'{"config":8} {"detect compile s":>17} {"detect s":>9} {"embed compile s":>16} {"embed s":>8}')
+  print(f'{"config":8} {"detect compile s":>17} {"detect s":>9} {"embed compile s":>16} '
+        f'{"embed s":>8}')
   for name in args.configs.split(','):
     config = reid_config.get_config(None if name == 'default' else name)
     model = build_detector(config.model)
@@ -55,7 +56,8 @@ def main():
     variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
     detect = time_call(lambda: detection.detect(model, variables, frame, settings), args.repeats)
     embed = time_call(lambda: detection.embed(model, variables, frame, boxes, valid), args.repeats)
-    print(f'{name:8} {detect[0]:17.1f} {detect[1]:9.3f} {embed[0]:16.1f} {embed[1]:8.3f}', flush=True)
+    print(f'{name:8} {detect[0]:17.1f} {detect[1]:9.3f} {embed[0]:16.1f} {embed[1]:8.3f}',
+          flush=True)
 
 
 if __name__ == '__main__':

@@ -58,7 +58,7 @@ def postprocess_detections(proposals, proposal_mask, class_logits, box_deltas, i
            jnp.all(sizes >= settings.min_size, axis=-1))
   _, top = jax.lax.top_k(jnp.where(valid, scores, -1.0), min(settings.pre_nms_top_k, len(scores)))
   labels, scores, boxes, sources, valid = (x[top] for x in (labels, scores, boxes, sources, valid))
-  # Shifting each class to its own region of the plane keeps NMS within classes (torchvision's trick).
+  # Each class shifted to its own region of the plane keeps NMS within classes (torchvision).
   shift = 0.0 if settings.class_agnostic_nms else (labels * (max(image_size) + 1.0))[:, None]
   kept, mask = box_ops.non_max_suppression(boxes + shift, scores, settings.nms_threshold,
                                            settings.max_detections, valid)

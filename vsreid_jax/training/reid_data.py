@@ -1,4 +1,4 @@
-"""Training examples for the re-ID detector: frames of DAVIS-layout videos with boxes and identities.
+"""Training examples for the re-ID detector: DAVIS-layout frames with boxes and identities.
 
 Each annotated object of each sequence is one identity, numbered over the
 whole split, so the same object in two frames of a video shares its label.
@@ -24,7 +24,7 @@ _MAX_TRIES = 20
 
 
 def object_boxes(labels):
-  """Object ids (void excluded) of a label map and their tight boxes (x0, y0, x1, y1), max exclusive."""
+  """Object ids of a label map (void excluded) and their tight boxes, max exclusive."""
   ids = [int(k) for k in np.unique(labels) if 0 < k != VOID_LABEL]
   boxes = []
   for k in ids:

@@ -35,10 +35,11 @@ class TrainState:
 
 
 def validate_config(config, num_devices):
-  """Fails early with an `InputError` (a ValueError) naming the field the trainer cannot run with."""
+  """Fails early with an `InputError` (a ValueError) naming the field the trainer cannot use."""
   loop.validate_loop_config(config, num_devices)
   if config.data.source not in DATA_SOURCES:
-    raise InputError(f'config.data.source must be one of {DATA_SOURCES}, got {config.data.source!r}')
+    raise InputError(f'config.data.source must be one of {DATA_SOURCES}, '
+                     f'got {config.data.source!r}')
   if config.data.source == 'davis' and not config.data.root:
     raise InputError('config.data.root must name a DAVIS folder when config.data.source is "davis"')
   for field in ('data.image_height', 'data.image_width', 'data.max_boxes', 'targets.rpn_samples',
