@@ -3,12 +3,16 @@
 import pathlib
 
 import cv2
+import jax
 import numpy as np
 import pytest
 from PIL import Image
 
+from configs import propagation
+from vsreid_jax import checkpoints, models
 from vsreid_jax.data import palette
 
+TINY_PATCH = 33
 SHARED_DAVIS2016 = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'DAVIS2016'
 
 
@@ -62,3 +66,26 @@ def shared_davis2016():
   if not SHARED_DAVIS2016.is_dir():
     pytest.skip(f'shared DAVIS 2016 data not found at {SHARED_DAVIS2016} (only on development machines and CI)')
   return SHARED_DAVIS2016
+
+
+def he_normal(rng, leaf, path):
+  """Random variables of a leaf's shape: He-scaled kernels, unit scales and variances, zero rest."""
+  name = path[-1].key
+  if name == 'kernel':
+    return rng.normal(0, np.sqrt(2 / np.prod(leaf.shape[:-1])), leaf.shape).astype(leaf.dtype)
+  return (np.ones if name in ('scale', 'var') else np.zeros)(leaf.shape, leaf.dtype)
+
+
+@pytest.fixture(name='checkpoint_dir', scope='session')
+def fixture_checkpoint_dir(tmp_path_factory):
+  """A smoke-size MP2S checkpoint with random weights, made without compiling `init`."""
+  config = propagation.get_config('smoke')
+  config.model.patch_size = TINY_PATCH
+  model = models.build_propagation_model(config.model)
+  inputs = [jax.ShapeDtypeStruct((1, TINY_PATCH, TINY_PATCH, channels), np.float32) for channels in (3, 2, 1)]
+  shapes = jax.eval_shape(model.init, jax.random.key(0), *inputs)
+  rng = np.random.default_rng(0)
+  variables = jax.tree_util.tree_map_with_path(lambda path, leaf: he_normal(rng, leaf, path), shapes)
+  directory = tmp_path_factory.mktemp('mp2s')
+  checkpoints.save_model_checkpoint(directory, variables['params'], variables['batch_stats'], config)
+  return directory

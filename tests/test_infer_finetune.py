@@ -6,39 +6,12 @@ import numpy as np
 import pytest
 
 import infer
-from configs import propagation
 from conftest import make_davis2017, moving_squares
 from test_inference_algorithm import make_config
-from vsreid_jax import checkpoints, models
+from vsreid_jax import checkpoints
 from vsreid_jax.errors import InputError
 from vsreid_jax.inference import finetuned
 from vsreid_jax.inference.finetuned import FinetunedVSReID
-
-PATCH = 33
-
-
-def he_normal(rng, leaf, path):
-  """Random variables of a leaf's shape: He-scaled kernels, unit scales and variances, zero rest."""
-  name = path[-1].key
-  if name == 'kernel':
-    return rng.normal(0, np.sqrt(2 / np.prod(leaf.shape[:-1])), leaf.shape).astype(leaf.dtype)
-  return (np.ones if name in ('scale', 'var') else np.zeros)(leaf.shape, leaf.dtype)
-
-
-@pytest.fixture(name='checkpoint_dir', scope='module')
-def fixture_checkpoint_dir(tmp_path_factory):
-  """A smoke-size MP2S checkpoint with random weights, made without compiling `init`."""
-  config = propagation.get_config('smoke')
-  config.model.patch_size = PATCH
-  model = models.build_propagation_model(config.model)
-  inputs = [jax.ShapeDtypeStruct((1, PATCH, PATCH, channels), np.float32) for channels in (3, 2, 1)]
-  shapes = jax.eval_shape(model.init, jax.random.key(0), *inputs)
-  rng = np.random.default_rng(0)
-  variables = jax.tree_util.tree_map_with_path(lambda path, leaf: he_normal(rng, leaf, path), shapes)
-  directory = tmp_path_factory.mktemp('mp2s')
-  checkpoints.save_model_checkpoint(directory, variables['params'], variables['batch_stats'], config)
-  return directory
-
 
 def test_finetuned_segmenter_tunes_per_video_and_compiles_inference_once(checkpoint_dir, monkeypatch):
   calls = []

@@ -1,6 +1,5 @@
 """Detector losses on sampled targets (see `targets`): RPN, box head and OIM identification."""
 
-import jax
 import jax.numpy as jnp
 import optax
 

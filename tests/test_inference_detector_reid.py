@@ -1,0 +1,77 @@
+"""The re-ID detector as the VS-ReID rounds' scorer, and infer.py with both checkpoints."""
+
+import jax
+import numpy as np
+import pytest
+
+import infer
+from configs import reid as reid_configs
+from conftest import he_normal, write_jpeg
+from vsreid_jax import checkpoints
+from vsreid_jax.data import palette, synthetic
+from vsreid_jax.errors import InputError
+from vsreid_jax.inference import detector_reid
+from vsreid_jax.reid import detection
+from vsreid_jax.reid.model import build_detector
+
+
+@pytest.fixture(name='reid_dir', scope='module')
+def fixture_reid_dir(tmp_path_factory):
+  """A smoke-size re-ID detector checkpoint with random weights, made without compiling `init`."""
+  config = reid_configs.get_config('smoke')
+  model = build_detector(config.model)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, 64, 96, 3), np.float32))
+  rng = np.random.default_rng(0)
+  variables = jax.tree_util.tree_map_with_path(lambda path, leaf: he_normal(rng, leaf, path), shapes)
+  directory = tmp_path_factory.mktemp('reid')
+  checkpoints.save_model_checkpoint(directory, variables['params'], variables.get('batch_stats', {}), config)
+  return directory
+
+
+def _clip():
+  return synthetic.generate_video(synthetic.SyntheticVideoConfig(
+      num_frames=14, height=64, width=96, num_objects=2, hidden_frames=(3, 5), seed=3))
+
+
+def test_scorer_scores_detections_against_first_frame_templates(reid_dir, monkeypatch):
+  clip = _clip()
+  scorer = detector_reid.detector_reid_factory(reid_dir)(clip.frames, clip.labels[0])
+  assert scorer.person_scores().shape == (2,) and not scorer.person_scores().any()
+  boxes, scores = scorer.candidates(0, 'person')
+  assert boxes.shape == (0, 4) and scores.shape == (0, 2)
+  calls = []
+  real_detect = detection.detect
+  monkeypatch.setattr(detection, 'detect', lambda *args: calls.append(1) or real_detect(*args))
+  boxes, scores = scorer.candidates(5, 'object')
+  again = scorer.candidates(5, 'object')
+  assert len(calls) == 1  # each frame is detected once
+  assert boxes.shape[1] == 4 and scores.shape == (len(boxes), 2)
+  assert np.all(np.abs(scores) <= 1 + 1e-5)
+  np.testing.assert_array_equal(again[1], scores)
+
+
+def test_wrong_or_missing_reid_checkpoint_is_one_clear_error(checkpoint_dir, tmp_path):
+  with pytest.raises(InputError, match='not a re-ID checkpoint'):
+    detector_reid.detector_reid_factory(checkpoint_dir)  # an MP2S checkpoint
+  with pytest.raises(InputError, match='checkpoint directory not found'):
+    detector_reid.detector_reid_factory(tmp_path / 'none')
+
+
+def test_infer_runs_with_propagation_and_reid_checkpoints(checkpoint_dir, reid_dir, tmp_path):
+  clip = _clip()
+  for index, frame in enumerate(clip.frames):
+    write_jpeg(tmp_path / 'frames' / f'{index:05d}.jpg', frame)
+  palette.write_label_png(tmp_path / 'first.png', clip.labels[0])
+  infer.main(['--sequence', str(tmp_path / 'frames'), '--first-mask', str(tmp_path / 'first.png'),
+              '--output', str(tmp_path / 'out'), '--propagation-checkpoint', str(checkpoint_dir),
+              '--reid-checkpoint', str(reid_dir)])
+  written = sorted((tmp_path / 'out').glob('*.png'))
+  assert len(written) == 14
+  assert palette.read_label_png(written[-1]).max() <= 2
+
+
+def test_reid_checkpoint_needs_the_propagation_one(reid_dir, tmp_path, capsys):
+  with pytest.raises(SystemExit):
+    infer.main(['--sequence', str(tmp_path), '--first-mask', str(tmp_path / 'm.png'), '--output',
+                str(tmp_path / 'o'), '--reid-checkpoint', str(reid_dir)])
+  assert '--reid-checkpoint needs --propagation-checkpoint' in capsys.readouterr().err
