@@ -5,8 +5,9 @@
       [--process-index I --process-count N]
   python infer.py --demo [--output OUT_DIR]
 
-  Either segmenting mode takes [--propagation-checkpoint CKPT_DIR [--no-flip] [--no-reid]
-  [--finetune-steps N]]; without a checkpoint, masks are propagated by optical flow alone.
+  Either segmenting mode takes [--propagation-checkpoint CKPT_DIR [--reid-checkpoint CKPT_DIR]
+  [--no-flip] [--no-reid] [--finetune-steps N]]; without a checkpoint, masks are propagated by
+  optical flow alone.
 """
 
 import argparse
@@ -17,6 +18,7 @@ from vsreid_jax.errors import InputError, exit_on_input_error
 from vsreid_jax.evaluation import davis_eval
 from vsreid_jax.flow import dis
 from vsreid_jax.inference import dataset, demo, driver
+from vsreid_jax.inference.detector_reid import detector_reid_factory
 from vsreid_jax.inference.vsreid import VSReID
 
 
@@ -45,6 +47,8 @@ def parse_args(argv=None):
   parser.add_argument('--flow-cache', type=pathlib.Path, help='keep computed DIS flow here for reruns')
   parser.add_argument('--propagation-checkpoint', type=pathlib.Path,
                       help='MP2S checkpoint directory: segment with the VS-ReID algorithm')
+  parser.add_argument('--reid-checkpoint', type=pathlib.Path,
+                      help='re-ID detector checkpoint directory: recover lost objects by re-ID rounds')
   parser.add_argument('--no-flip', action='store_true', help='no horizontal-flip averaging')
   parser.add_argument('--no-reid', action='store_true', help='propagate only, no re-ID rounds')
   parser.add_argument('--finetune-steps', type=int, default=0,
@@ -63,18 +67,21 @@ def make_segmenter(args):
     raise InputError(f'--finetune-steps must be 0 or more, got {args.finetune_steps}')
   if args.propagation_checkpoint is None:
     flags = _used(('--no-flip', args.no_flip), ('--no-reid', args.no_reid),
-                  ('--finetune-steps', args.finetune_steps))
+                  ('--finetune-steps', args.finetune_steps), ('--reid-checkpoint', args.reid_checkpoint))
     if flags:
       raise InputError(f'{", ".join(flags)} needs --propagation-checkpoint')
     return None
   config = inference_config.get_config()
   config.flip, config.reid = not args.no_flip, not args.no_reid
-  # Re-identification joins once its network ships (a `reid_factory`); until then this propagates.
+  reid_factory = None
+  if args.reid_checkpoint is not None and config.reid:
+    reid_factory = detector_reid_factory(args.reid_checkpoint)
   if args.finetune_steps:
     # Fine-tuning brings in the training input pipeline (TensorFlow): seconds of imports.
     from vsreid_jax.inference.finetuned import FinetunedVSReID  # pylint: disable=g-import-not-at-top
-    return FinetunedVSReID.from_checkpoint(args.propagation_checkpoint, config, args.finetune_steps)
-  return VSReID.from_checkpoint(args.propagation_checkpoint, config)
+    return FinetunedVSReID.from_checkpoint(args.propagation_checkpoint, config, args.finetune_steps,
+                                           reid_factory)
+  return VSReID.from_checkpoint(args.propagation_checkpoint, config, reid_factory)
 
 
 def check_mode(args):
