@@ -7,8 +7,10 @@
 import ml_collections
 
 
-def get_config():
-  """Returns the inference config."""
+def get_config(arg=None):
+  """Returns the inference config; it takes no variants (`arg` must be None)."""
+  if arg is not None:
+    raise ValueError(f'unknown inference config {arg!r}; it has no variants')
   config = ml_collections.ConfigDict()
   # Square network patch side; 0 takes the propagation checkpoint's model.patch_size (official 449).
   config.patch_size = 0

@@ -1,0 +1,110 @@
+"""End-to-end VS-ReID inference on a 480p synthetic video: frames/s, time per stage, peak host memory.
+
+  python benchmarks/inference_end_to_end.py [--configs demo paper] [--frames 40] [--objects 3]
+
+For each propagation config, a network with random weights (speed does not
+depend on their values) and the tiny re-ID detector segment the same video in
+a fresh process, reading frames lazily from disk and writing palette PNGs, as
+`infer.py` does; the child reports its timings and peak resident memory.
+"""
+
+import argparse
+import json
+import pathlib
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+from vsreid_jax import checkpoints, convert, models
+from vsreid_jax.data import synthetic
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def random_checkpoint(directory, config, build, inputs):
+  """Saves He-scaled random variables of the network `build(config.model)` with `config`."""
+  model = build(config.model)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), *inputs)
+  rng = np.random.default_rng(0)
+
+  def sample(path, leaf):
+    name = path[-1].key
+    if name == 'kernel':
+      return rng.normal(0, np.sqrt(2 / np.prod(leaf.shape[:-1])), leaf.shape).astype(leaf.dtype)
+    return (np.ones if name in ('scale', 'var') else np.zeros)(leaf.shape, leaf.dtype)
+
+  variables = jax.tree_util.tree_map_with_path(sample, shapes)
+  checkpoints.save_model_checkpoint(directory, variables['params'], variables.get('batch_stats', {}), config)
+
+
+def child(args):
+  """Segments one video and prints its timings and peak memory as JSON."""
+  from vsreid_jax.inference import driver  # pylint: disable=g-import-not-at-top
+  from vsreid_jax.inference.detector_reid import detector_reid_factory  # pylint: disable=g-import-not-at-top
+  from vsreid_jax.inference.vsreid import VSReID  # pylint: disable=g-import-not-at-top
+  config = convert.load_config(REPO / 'configs' / 'inference.py')
+  segmenter = VSReID.from_checkpoint(args.propagation, config, detector_reid_factory(args.reid))
+  timings = driver.segment_folder(args.sequence, args.first_mask, args.output, show_progress=False,
+                                  segmenter=segmenter)
+  timings['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  print(json.dumps(timings))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--configs', nargs='+', default=['demo', 'paper'])
+  parser.add_argument('--frames', type=int, default=40)
+  parser.add_argument('--objects', type=int, default=3)
+  parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+  for flag in ('--propagation', '--reid', '--sequence', '--first-mask', '--output'):
+    parser.add_argument(flag, help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.child:
+    return child(args)
+  rows = []
+  with tempfile.TemporaryDirectory() as root:
+    root = pathlib.Path(root)
+    clip = synthetic.generate_video(synthetic.SyntheticVideoConfig(
+        num_frames=args.frames, height=480, width=854, num_objects=args.objects,
+        hidden_frames=(max(1, min(10, args.frames - 10)), max(1, min(20, args.frames - 8))), seed=0))
+    synthetic.write_davis(root / 'davis', {'clip': clip}, 'val')
+    del clip
+    sequence = root / 'davis' / 'JPEGImages' / '480p' / 'clip'
+    first_mask = root / 'davis' / 'Annotations' / '480p' / 'clip' / '00000.png'
+    reid_config = convert.load_config(REPO / 'configs' / 'reid.py', 'smoke')
+    from vsreid_jax.reid.model import build_detector  # pylint: disable=g-import-not-at-top
+    random_checkpoint(root / 'reid', reid_config, build_detector,
+                      [jax.ShapeDtypeStruct((1, 64, 96, 3), np.float32)])
+    for name in args.configs:
+      config = convert.load_config(arg=None if name == 'paper' else name)
+      size = config.model.patch_size
+      random_checkpoint(root / name, config, models.build_propagation_model,
+                        [jax.ShapeDtypeStruct((1, size, size, c), np.float32) for c in (3, 2, 1)])
+      start = time.perf_counter()
+      done = subprocess.run(
+          [sys.executable, __file__, '--child', '--propagation', str(root / name), '--reid',
+           str(root / 'reid'), '--sequence', str(sequence), '--first-mask', str(first_mask),
+           '--output', str(root / f'out_{name}')], capture_output=True, text=True)
+      if done.returncode:
+        sys.exit(f'segmenting with the {name} config failed:\n{done.stderr[-3000:]}')
+      timings = json.loads(done.stdout.strip().splitlines()[-1])
+      timings['wall'] = time.perf_counter() - start
+      rows.append((name, size, timings))
+  print(f'{jax.devices()[0].device_kind}; {args.frames} frames 854x480, {args.objects} objects, '
+        'flip averaging, re-ID rounds with the tiny detector')
+  stages = ('read', 'flow', 'warp', 'network', 'reid', 'other', 'write')
+  print(f'{"config":7} {"patch":>5} {"frames/s":>8} {"s/obj-frame":>11} {"total s":>8} '
+        + ' '.join(f'{s:>7}' for s in stages) + f' {"peak RSS":>9}')
+  for name, size, t in rows:
+    print(f'{name:7} {size:5d} {t["frames"] / t["total"]:8.2f} '
+          f'{t["total"] / (t["frames"] * args.objects):11.3f} {t["total"]:8.1f} '
+          + ' '.join(f'{t.get(s, 0.0):7.1f}' for s in stages) + f' {t["peak_rss_mb"]:7.0f} MB')
+
+
+if __name__ == '__main__':
+  main()
