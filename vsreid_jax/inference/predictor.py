@@ -59,6 +59,7 @@ class BucketedPredictor:
     self.patch_size = int(patch_size)
     self.flip = flip
     self.buckets = buckets
+    self.patches_predicted = 0  # object patches (not padding, not mirrors), for speed reports
 
   def __call__(self, images, flows, guidance):
     largest = self.buckets[-1]
@@ -69,6 +70,7 @@ class BucketedPredictor:
 
   def _predict(self, images, flows, guidance):
     count = len(images)
+    self.patches_predicted += count
     bucket = next(b for b in self.buckets if b >= count)
     pad = [(0, bucket - count)] + [(0, 0)] * 3
     images = np.pad(np.asarray(images, np.float32), pad)
