@@ -98,6 +98,10 @@ def test_infer_bad_input_gives_one_line(tmp_path, case):
 def test_demo_runs_and_scores(tmp_path):
   done = _infer('--demo', '--output', tmp_path / 'demo')
   assert done.returncode == 0, done.stderr
-  assert 'J&F-Mean' in done.stdout
-  assert (tmp_path / 'demo' / 'global_results-demo.csv').is_file()
-  assert len(list((tmp_path / 'demo' / 'results' / 'synthetic-occlusion').glob('*.png'))) == 48
+  assert 'J&F' in done.stdout and 'davis' in done.stdout and 'synthetic' in done.stdout
+  results = tmp_path / 'demo' / 'flow-only'
+  assert (results / 'global_results-demo-davis.csv').is_file()
+  assert (results / 'global_results-demo-synthetic.csv').is_file()
+  assert len(list((results / 'synthetic-occlusion').glob('*.png'))) == 48
+  assert len(list((results / 'car-shadow').glob('*.png'))) == 40
+  assert (results / 'car-shadow.mp4').is_file()

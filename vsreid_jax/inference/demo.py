@@ -1,43 +1,73 @@
-"""The demo: segment shipped or generated clips, write PNGs, and score them against the ground truth."""
+"""The demo: segment a real DAVIS clip and a synthetic clip with a long occlusion, and score them.
+
+The real clip ships with the repository (`demo_data/`); the synthetic one is
+generated. Each clip is segmented by every method given, with palette PNGs and
+an overlay video per clip and method, and scored with the DAVIS measures.
+"""
 
 import pathlib
 
 from vsreid_jax.data import synthetic
 from vsreid_jax.data.davis import DavisDataset
+from vsreid_jax.errors import InputError
 from vsreid_jax.evaluation import davis_eval
 from vsreid_jax.inference.driver import format_timings, segment_folder
 
 DEMO_SPLIT = 'demo'
-DEMO_SEQUENCE = 'synthetic-occlusion'
+SYNTHETIC_SEQUENCE = 'synthetic-occlusion'
+SHIPPED_DATA = pathlib.Path(__file__).resolve().parents[2] / 'demo_data' / 'DAVIS2016'
+FLOW_BASELINE = 'flow-only'
 
 
-def run_demo(output_dir, seed=0, log=print):
-  """Generates a synthetic clip with a long occlusion, segments it and evaluates it.
+def demo_datasets(output_dir, seed=0, log=print):
+  """The demo clips as DAVIS datasets: (name, root) of the shipped real clip and the generated one."""
+  if not (SHIPPED_DATA / 'ImageSets' / '480p' / f'{DEMO_SPLIT}.txt').is_file():
+    raise InputError(f'{SHIPPED_DATA}: the demo clip is missing (run the demo from a checkout of '
+                     'the repository)')
+  synthetic_root = pathlib.Path(output_dir) / 'synthetic_data'
+  config = synthetic.SyntheticVideoConfig(num_frames=48, height=240, width=427, seed=seed)
+  clip = synthetic.generate_video(config)
+  synthetic.write_davis(synthetic_root, {SYNTHETIC_SEQUENCE: clip}, DEMO_SPLIT)
+  hidden = next(span for span in clip.events if span.object_id == clip.hidden_object_id)
+  log(f'{SYNTHETIC_SEQUENCE}: {config.num_frames} frames, {config.num_objects} objects; object '
+      f'{hidden.object_id} is hidden in frames {hidden.first_frame}-{hidden.end_frame - 1} '
+      f'({clip.hide_by}) and reappears elsewhere')
+  return [('davis', SHIPPED_DATA), ('synthetic', synthetic_root)]
+
+
+def run_demo(output_dir, segmenters=None, seed=0, log=print):
+  """Segments and scores the demo clips with each method.
 
   Args:
-    output_dir: receives `data/` (the clip in DAVIS layout), `results/` (palette
-      PNGs) and the evaluation CSVs.
+    output_dir: receives `<method>/<sequence>/*.png`, `<method>/<sequence>.mp4`
+      overlays and `<method>/global_results-<clip>.csv` scores.
+    segmenters: {method name: segmenter (`VSReID`-like) or None for flow-only
+      propagation}; default the flow-only baseline alone.
     seed: seed of the synthetic clip.
     log: callable for progress and result lines.
 
   Returns:
-    the `EvaluationReport`.
+    {(method, clip): `EvaluationReport`}.
   """
   output_dir = pathlib.Path(output_dir)
-  data_root, results_dir = output_dir / 'data', output_dir / 'results'
-  config = synthetic.SyntheticVideoConfig(num_frames=48, height=240, width=427, seed=seed)
-  clip = synthetic.generate_video(config)
-  synthetic.write_davis(data_root, {DEMO_SEQUENCE: clip}, DEMO_SPLIT)
-  hidden = next(span for span in clip.events if span.object_id == clip.hidden_object_id)
-  log(f'{DEMO_SEQUENCE}: {config.num_frames} frames, {config.num_objects} objects; object '
-      f'{hidden.object_id} is hidden in frames {hidden.first_frame}-{hidden.end_frame - 1} ({clip.hide_by})')
-  for sequence in DavisDataset(data_root, DEMO_SPLIT):
-    timings = segment_folder(sequence.frames.paths[0].parent, sequence.annotation_paths[0],
-                             results_dir / sequence.name)
-    log(f'{sequence.name}: {format_timings(timings)}')
-  report = davis_eval.evaluate(results_dir, data_root, DEMO_SPLIT, log=None)
-  davis_eval.write_csvs(report, output_dir, DEMO_SPLIT)
-  log('Propagation by optical flow alone (the network-free baseline):')
-  log(davis_eval.format_report(report))
-  log(f'Masks in {results_dir}, scores in {output_dir}')
-  return report
+  segmenters = segmenters or {FLOW_BASELINE: None}
+  reports = {}
+  for clip, root in demo_datasets(output_dir, seed, log):
+    dataset = DavisDataset(root, DEMO_SPLIT)
+    for method, segmenter in segmenters.items():
+      results = output_dir / method
+      for sequence in dataset:
+        timings = segment_folder(sequence.frames.paths[0].parent, sequence.annotation_paths[0],
+                                 results / sequence.name, segmenter=segmenter, log=log,
+                                 overlay_path=results / f'{sequence.name}.mp4')
+        log(f'{method}, {sequence.name}: {format_timings(timings)}')
+      reports[method, clip] = davis_eval.evaluate(results, root, DEMO_SPLIT, log=None,
+                                                  sequences=dataset.sequence_names)
+      davis_eval.write_csvs(reports[method, clip], results, f'{DEMO_SPLIT}-{clip}')
+  log('')
+  log(f'{"method":24} {"clip":10} {"J&F":>6} {"J":>6} {"F":>6}')
+  for (method, clip), report in reports.items():
+    scores = report.global_scores()
+    log(f'{method:24} {clip:10} {scores["J&F-Mean"]:6.3f} {scores["J-Mean"]:6.3f} {scores["F-Mean"]:6.3f}')
+  log(f'Masks and overlay videos in {output_dir}/<method>/')
+  return reports
