@@ -1,11 +1,14 @@
 """End-to-end VS-ReID inference on a 480p synthetic video: frames/s, time per stage, peak host memory.
 
   python benchmarks/inference_end_to_end.py [--configs demo paper] [--frames 40] [--objects 3]
+  python benchmarks/inference_end_to_end.py --checkpoint runs/demo/checkpoints --frames 1000 --objects 5
 
 For each propagation config, a network with random weights (speed does not
-depend on their values) and the tiny re-ID detector segment the same video in
-a fresh process, reading frames lazily from disk and writing palette PNGs, as
+depend on their values; a random network loses objects early, though, so it
+runs fewer patches) and the tiny re-ID detector segment the same video in a
+fresh process, reading frames lazily from disk and writing palette PNGs, as
 `infer.py` does; the child reports its timings and peak resident memory.
+`--checkpoint` uses a trained propagation checkpoint instead.
 """
 
 import argparse
@@ -61,6 +64,7 @@ def main():
   parser.add_argument('--configs', nargs='+', default=['demo', 'paper'])
   parser.add_argument('--frames', type=int, default=40)
   parser.add_argument('--objects', type=int, default=3)
+  parser.add_argument('--checkpoint', type=pathlib.Path, help='a trained propagation checkpoint')
   parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
   for flag in ('--propagation', '--reid', '--sequence', '--first-mask', '--output'):
     parser.add_argument(flag, help=argparse.SUPPRESS)
@@ -81,14 +85,20 @@ def main():
     from vsreid_jax.reid.model import build_detector  # pylint: disable=g-import-not-at-top
     random_checkpoint(root / 'reid', reid_config, build_detector,
                       [jax.ShapeDtypeStruct((1, 64, 96, 3), np.float32)])
-    for name in args.configs:
+    networks = {}
+    if args.checkpoint:
+      networks['trained'] = (args.checkpoint, checkpoints.restore_model_checkpoint(args.checkpoint)[1])
+    for name in [] if args.checkpoint else args.configs:
       config = convert.load_config(arg=None if name == 'paper' else name)
       size = config.model.patch_size
       random_checkpoint(root / name, config, models.build_propagation_model,
                         [jax.ShapeDtypeStruct((1, size, size, c), np.float32) for c in (3, 2, 1)])
+      networks[name] = (root / name, config)
+    for name, (directory, config) in networks.items():
+      size = config.model.patch_size
       start = time.perf_counter()
       done = subprocess.run(
-          [sys.executable, __file__, '--child', '--propagation', str(root / name), '--reid',
+          [sys.executable, __file__, '--child', '--propagation', str(directory), '--reid',
            str(root / 'reid'), '--sequence', str(sequence), '--first-mask', str(first_mask),
            '--output', str(root / f'out_{name}')], capture_output=True, text=True)
       if done.returncode:
