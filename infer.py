@@ -1,6 +1,6 @@
 """Segments a video from its first-frame mask, or every sequence of a DAVIS split, or runs the demo.
 
-  python infer.py --sequence FRAMES_DIR --first-mask MASK.png --output OUT_DIR [--overlay]
+  python infer.py --sequence FRAMES_DIR [--first-mask MASK.png] --output OUT_DIR [--overlay]
   python infer.py --davis-root DAVIS_DIR --split val --output OUT_DIR [--evaluate] [--overlay]
       [--process-index I --process-count N]
   python infer.py --demo [--output OUT_DIR]
@@ -14,6 +14,7 @@ import argparse
 import pathlib
 
 from configs import inference as inference_config
+from vsreid_jax.data import video
 from vsreid_jax.errors import InputError, exit_on_input_error
 from vsreid_jax.evaluation import davis_eval
 from vsreid_jax.flow import dis
@@ -27,7 +28,8 @@ def parse_args(argv=None):
   parser.add_argument('--demo', action='store_true', help='segment and score the demo clip')
   parser.add_argument('--sequence', type=pathlib.Path, help='folder of frames (.jpg/.png, natural order)')
   parser.add_argument('--first-mask', type=pathlib.Path,
-                      help='first-frame mask: palette PNG, grayscale label PNG or binary PNG')
+                      help='first-frame mask: palette PNG, grayscale label PNG or binary PNG '
+                           '(default for a DAVIS JPEGImages folder: its first annotation)')
   parser.add_argument('--davis-root', type=pathlib.Path,
                       help='DAVIS folder (2017 or 2016 layout): segment every sequence of --split')
   parser.add_argument('--split', default='val', help='DAVIS split to segment (default val)')
@@ -109,6 +111,8 @@ def main(argv=None):
   args = parse_args(argv)
   if args.demo:
     return demo.run_demo(args.output or pathlib.Path('outputs/demo'))
+  if args.sequence is not None and args.first_mask is None:
+    args.first_mask = video.davis_first_mask(args.sequence)
   check_mode(args)
   segmenter = make_segmenter(args)
   if args.davis_root is not None:

@@ -105,3 +105,17 @@ def test_demo_runs_and_scores(tmp_path):
   assert len(list((results / 'synthetic-occlusion').glob('*.png'))) == 48
   assert len(list((results / 'car-shadow').glob('*.png'))) == 40
   assert (results / 'car-shadow.mp4').is_file()
+
+
+def test_davis_frame_folder_finds_its_first_annotation(tmp_path):
+  from conftest import make_davis2017, moving_squares  # pylint: disable=g-import-not-at-top
+  root = make_davis2017(tmp_path / 'davis', {'squares': moving_squares(num_frames=3)})
+  frames = root / 'JPEGImages' / '480p' / 'squares'
+  done = _infer('--sequence', frames, '--output', tmp_path / 'out')
+  assert done.returncode == 0, done.stderr
+  np.testing.assert_array_equal(palette.read_label_png(tmp_path / 'out' / '00000.png'),
+                                moving_squares(num_frames=3)[0])
+  (tmp_path / 'plain').mkdir()
+  write_jpeg(tmp_path / 'plain' / '0.jpg', np.zeros((8, 8, 3), np.uint8))
+  done = _infer('--sequence', tmp_path / 'plain', '--output', tmp_path / 'out2')
+  assert done.returncode == 2 and 'missing --first-mask' in done.stderr

@@ -93,6 +93,23 @@ def read_frame_folder(folder):
   return FrameSequence(sorted(paths, key=lambda p: natural_sort_key(p.name)))
 
 
+def davis_first_mask(sequence_dir):
+  """The first annotation of a frame folder inside a DAVIS layout, or None.
+
+  For `<root>/JPEGImages/<resolution>/<sequence>`, that is
+  `<root>/Annotations/<resolution>/<sequence>/<first frame>.png` when it exists.
+  """
+  sequence_dir = pathlib.Path(sequence_dir)
+  if sequence_dir.parent.parent.name != 'JPEGImages' or not sequence_dir.is_dir():
+    return None
+  annotations = sequence_dir.parent.parent.parent / 'Annotations' / sequence_dir.parent.name / sequence_dir.name
+  frames = sorted((p for p in sequence_dir.iterdir() if p.suffix.lower() in FRAME_SUFFIXES),
+                  key=lambda p: natural_sort_key(p.name))
+  if not frames or not (annotations / f'{frames[0].stem}.png').is_file():
+    return None
+  return annotations / f'{frames[0].stem}.png'
+
+
 def read_first_mask(path, frames):
   """Reads the first-frame mask of `frames` and checks it against the video.
 
