@@ -172,6 +172,15 @@ def test_training_loss_falls_and_resume_is_exact(tmp_path, capsys, monkeypatch):
   for a, b in zip(_leaves(straight), _leaves(resumed)):
     np.testing.assert_array_equal(a, b)
 
+  # A training checkpoint exports to a model checkpoint without the optimiser state.
+  from vsreid_jax import checkpoints, convert  # pylint: disable=g-import-not-at-top
+  convert.main(['training-checkpoint', str(tmp_path / 'straight' / 'checkpoints'), '--output',
+                str(tmp_path / 'model')])
+  variables, exported_config = checkpoints.restore_model_checkpoint(tmp_path / 'model')
+  assert set(variables) == {'params', 'batch_stats'} and exported_config.model == config.model
+  for a, b in zip(_leaves(straight), jax.tree.leaves(variables['params'])):
+    np.testing.assert_array_equal(a, b)
+
 
 _DEVICE_SCRIPT = '''
 import sys

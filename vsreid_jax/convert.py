@@ -1,8 +1,9 @@
-"""Imports PyTorch weights (the official MP2S release, torchvision ResNets) into checkpoints.
+"""Imports weights into model checkpoints: the official MP2S release, torchvision ResNets, training runs.
 
 Usage:
   python -m vsreid_jax.convert official-mp2s MP2S.pth.tar --output CKPT_DIR
   python -m vsreid_jax.convert torchvision-resnet resnet101.pth --output CKPT_DIR
+  python -m vsreid_jax.convert training-checkpoint WORKDIR/checkpoints --output CKPT_DIR
 """
 
 import argparse
@@ -230,18 +231,29 @@ def _save(output, variables, config):
   checkpoints.save_model_checkpoint(output, variables['params'], variables['batch_stats'], config)
 
 
+def export_training_checkpoint(path, output):
+  """Keeps the network variables and config of a training checkpoint's latest step (no optimiser state)."""
+  variables, config = checkpoints.restore_model_checkpoint(path)
+  _save(output, variables, config)
+
+
 @exit_on_input_error
 def main(argv=None):
   parser = argparse.ArgumentParser(prog='python -m vsreid_jax.convert', description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('source', choices=['official-mp2s', 'torchvision-resnet'],
+  parser.add_argument('source', choices=['official-mp2s', 'torchvision-resnet', 'training-checkpoint'],
                       help='layout of the weights')
-  parser.add_argument('path', help='PyTorch weights (.pth, .pth.tar) or .npz')
+  parser.add_argument('path', help='PyTorch weights (.pth, .pth.tar), .npz, or a training '
+                                   'checkpoint directory (<workdir>/checkpoints)')
   parser.add_argument('--output', required=True, help='new checkpoint directory')
   parser.add_argument('--config', default=str(DEFAULT_CONFIG), help='propagation config file')
   parser.add_argument('--seed', type=int, default=0,
                       help='torchvision-resnet: seed for the layers ImageNet lacks')
   args = parser.parse_args(argv)
+  if args.source == 'training-checkpoint':
+    export_training_checkpoint(args.path, args.output)
+    print(f'wrote {args.output}')
+    return
   config = load_config(args.config)
   if args.source == 'official-mp2s':
     convert_official_mp2s(args.path, args.output, config)
