@@ -86,6 +86,14 @@ def make_segmenter(args):
   return VSReID.from_checkpoint(args.propagation_checkpoint, config, reid_factory)
 
 
+def demo_segmenters():
+  """The demo's methods: flow-only propagation and, when it ships, the trained network."""
+  segmenters = {demo.FLOW_BASELINE: None}
+  if demo.SHIPPED_PROPAGATION.is_dir():
+    segmenters['mp2s-demo'] = VSReID.from_checkpoint(demo.SHIPPED_PROPAGATION, inference_config.get_config())
+  return segmenters
+
+
 def check_mode(args):
   """Raises `InputError` for flags that the chosen mode lacks or does not take."""
   if args.sequence is not None and args.davis_root is not None:
@@ -110,7 +118,7 @@ def check_mode(args):
 def main(argv=None):
   args = parse_args(argv)
   if args.demo:
-    return demo.run_demo(args.output or pathlib.Path('outputs/demo'))
+    return demo.run_demo(args.output or pathlib.Path('outputs/demo'), demo_segmenters())
   if args.sequence is not None and args.first_mask is None:
     args.first_mask = video.davis_first_mask(args.sequence)
   check_mode(args)

@@ -15,7 +15,10 @@ from vsreid_jax.inference.driver import format_timings, segment_folder
 
 DEMO_SPLIT = 'demo'
 SYNTHETIC_SEQUENCE = 'synthetic-occlusion'
-SHIPPED_DATA = pathlib.Path(__file__).resolve().parents[2] / 'demo_data' / 'DAVIS2016'
+REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
+SHIPPED_DATA = REPOSITORY / 'demo_data' / 'DAVIS2016'
+# The small propagation network trained by `configs/propagation.py:demo` (see the README).
+SHIPPED_PROPAGATION = REPOSITORY / 'models' / 'propagation_demo'
 FLOW_BASELINE = 'flow-only'
 
 
