@@ -105,6 +105,11 @@ def test_demo_runs_and_scores(tmp_path):
   assert len(list((results / 'synthetic-occlusion').glob('*.png'))) == 48
   assert len(list((results / 'car-shadow').glob('*.png'))) == 40
   assert (results / 'car-shadow.mp4').is_file()
+  # The shipped network segments both clips too.
+  network_results = tmp_path / 'demo' / 'mp2s-demo'
+  assert 'mp2s-demo' in done.stdout
+  assert len(list((network_results / 'car-shadow').glob('*.png'))) == 40
+  assert (network_results / 'global_results-demo-synthetic.csv').is_file()
 
 
 def test_davis_frame_folder_finds_its_first_annotation(tmp_path):
