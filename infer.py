@@ -87,10 +87,15 @@ def make_segmenter(args):
 
 
 def demo_segmenters():
-  """The demo's methods: flow-only propagation and, when it ships, the trained network."""
+  """The demo's methods: flow-only propagation and, when it ships, the trained network with and without
+  online fine-tuning on each clip's first frame."""
   segmenters = {demo.FLOW_BASELINE: None}
   if demo.SHIPPED_PROPAGATION.is_dir():
-    segmenters['mp2s-demo'] = VSReID.from_checkpoint(demo.SHIPPED_PROPAGATION, inference_config.get_config())
+    config = inference_config.get_config()
+    segmenters['mp2s-demo'] = VSReID.from_checkpoint(demo.SHIPPED_PROPAGATION, config)
+    from vsreid_jax.inference.finetuned import FinetunedVSReID  # pylint: disable=g-import-not-at-top
+    segmenters['mp2s-demo-finetuned'] = FinetunedVSReID.from_checkpoint(
+        demo.SHIPPED_PROPAGATION, config, demo.FINETUNE_STEPS)
   return segmenters
 
 

@@ -110,6 +110,7 @@ def test_demo_runs_and_scores(tmp_path):
   assert 'mp2s-demo' in done.stdout
   assert len(list((network_results / 'car-shadow').glob('*.png'))) == 40
   assert (network_results / 'global_results-demo-synthetic.csv').is_file()
+  assert (tmp_path / 'demo' / 'mp2s-demo-finetuned' / 'global_results-demo-davis.csv').is_file()
 
 
 def test_davis_frame_folder_finds_its_first_annotation(tmp_path):

@@ -20,6 +20,8 @@ SHIPPED_DATA = REPOSITORY / 'demo_data' / 'DAVIS2016'
 # The small propagation network trained by `configs/propagation.py:demo` (see the README).
 SHIPPED_PROPAGATION = REPOSITORY / 'models' / 'propagation_demo'
 FLOW_BASELINE = 'flow-only'
+# Online fine-tuning steps on each clip's first frame (about 30 s per clip on 2 cores).
+FINETUNE_STEPS = 100
 
 
 def demo_datasets(output_dir, seed=0, log=print):
