@@ -2,6 +2,9 @@
 
   python train.py --config configs/reid.py --workdir DIR --config.data.root=DAVIS
       frames of DAVIS-layout videos; each annotated object is an identity
+  python train.py --config configs/reid.py:demo --workdir DIR --config.data.root=DAVIS2016
+      the small class-agnostic CPU detector shipped for the demo: DAVIS 2016 train plus
+      synthetic videos whose look-alike distractors are identities too
   python train.py --config configs/reid.py:smoke --workdir DIR
       a tiny detector on synthetic videos: 20 steps in about a minute on a 2-core CPU
 """
@@ -10,7 +13,7 @@ import ml_collections
 
 
 def get_config(arg=None):
-  """Returns the re-ID config; `arg` is None or 'smoke'."""
+  """Returns the re-ID config; `arg` is None, 'demo' or 'smoke'."""
   config = ml_collections.ConfigDict()
   config.task = 'reid'
   config.seed = 0
@@ -63,6 +66,10 @@ def get_config(arg=None):
   data.image_height = 480
   data.image_width = 864
   data.max_boxes = 16
+  # Each frame is fitted into the image size, then zoomed by a random factor in this range.
+  data.scale_range = (1.0, 1.0)
+  # Share of examples drawn from synthetic videos when data.source is 'davis'.
+  data.synthetic_fraction = 0.0
   data.num_workers = 2
   data.synthetic = ml_collections.ConfigDict(
       {'num_train_videos': 16, 'num_eval_videos': 4, 'num_frames': 24, 'height': 240, 'width': 427})
@@ -101,6 +108,32 @@ def get_config(arg=None):
     data.synthetic.width = 214
     opt.learning_rate = 0.02
     opt.warmup_steps = 2
+  elif arg == 'demo':
+    config.batch_size = 4
+    config.num_train_steps = 4000
+    config.checkpoint_every_steps = 500
+    config.log_every_steps = 50
+    model.name = 'FasterRCNNSmall'
+    model.anchor_scales = (24, 48, 96, 192)
+    model.pre_nms_top_k = 600
+    model.post_nms_top_k = 64
+    model.class_agnostic_boxes = True
+    model.frozen_bn = False
+    detection.max_detections = 16
+    detection.pre_nms_top_k = 200
+    detection.score_threshold = 0.1
+    targets.rpn_samples = 128
+    targets.box_samples = 64
+    loss.queue_size = 512
+    data.image_height = 240
+    data.image_width = 432
+    data.max_boxes = 8
+    data.scale_range = (0.6, 1.0)
+    data.synthetic_fraction = 0.5
+    data.synthetic.num_train_videos = 60
+    data.synthetic.num_frames = 24
+    opt.learning_rate = 0.02
+    opt.warmup_steps = 200
   elif arg is not None:
-    raise ValueError(f'unknown re-ID config {arg!r}; expected none or "smoke"')
+    raise ValueError(f'unknown re-ID config {arg!r}; expected none, "demo" or "smoke"')
   return config

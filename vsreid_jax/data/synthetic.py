@@ -294,16 +294,25 @@ def generate_video(config):
       events=_hidden_spans(instances, visible, unoccluded, num_objects))
 
 
-def write_davis(root, videos, split, jpeg_quality=95):
+ANNOTATIONS = ('labels', 'instances')
+
+
+def write_davis(root, videos, split, jpeg_quality=95, annotation='labels'):
   """Writes synthetic videos in the DAVIS 2017 layout and adds them to the split's image set.
 
   See `davis.write_davis_sequences`; `videos` maps sequence names to `SyntheticVideo`s.
+  `annotation` 'labels' writes the objects alone (the segmentation ground truth);
+  'instances' writes the distractors too, as objects N+1.. (re-ID training data).
   """
+  if annotation not in ANNOTATIONS:
+    raise ValueError(f'annotation must be one of {ANNOTATIONS}, got {annotation!r}')
   davis.write_davis_sequences(
-      root, {name: (video.frames, video.labels) for name, video in videos.items()}, split, jpeg_quality)
+      root, {name: (video.frames, getattr(video, annotation)) for name, video in videos.items()},
+      split, jpeg_quality)
 
 
-def generate_davis(root, num_videos, split, config=SyntheticVideoConfig(), seed=0):
+def generate_davis(root, num_videos, split, config=SyntheticVideoConfig(), seed=0,
+                   annotation='labels'):
   """Generates videos one at a time and writes them to a DAVIS 2017 root.
 
   Video i is named f'synthetic-{split}-{i:04d}' and generated from `config` with its seed drawn
@@ -315,6 +324,7 @@ def generate_davis(root, num_videos, split, config=SyntheticVideoConfig(), seed=
     split: image-set name, such as 'train' or 'val'.
     config: a `SyntheticVideoConfig`; its own seed is ignored.
     seed: non-negative integer.
+    annotation: what the masks hold, as in `write_davis`.
 
   Returns:
     The sequence names, in order.
@@ -327,6 +337,7 @@ def generate_davis(root, num_videos, split, config=SyntheticVideoConfig(), seed=
     entropy = [int(seed), zlib.crc32(split.encode()), index]
     video_seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
     name = f'synthetic-{split}-{index:04d}'
-    write_davis(root, {name: generate_video(dataclasses.replace(config, seed=video_seed))}, split)
+    write_davis(root, {name: generate_video(dataclasses.replace(config, seed=video_seed))}, split,
+                annotation=annotation)
     names.append(name)
   return names

@@ -222,6 +222,8 @@ def _c4(resnet_cls, width=1.0):
 
 
 FasterRCNNResNet50 = functools.partial(FasterRCNN, **_c4(RESNETS[50]))
+# The shipped CPU demo detector: ResNet-18 at half width.
+FasterRCNNSmall = functools.partial(FasterRCNN, **_c4(RESNETS[18], width=0.5))
 # For tests and smoke runs: ResNet-18 at a quarter of the width, few proposals.
 FasterRCNNTiny = functools.partial(
     FasterRCNN, **_c4(RESNETS[18], width=0.25), anchor_scales=(16, 32, 64),

@@ -9,6 +9,7 @@ from vsreid_jax.errors import InputError
 from vsreid_jax.models import detector
 
 DETECTORS = {'FasterRCNNResNet50': detector.FasterRCNNResNet50,
+             'FasterRCNNSmall': detector.FasterRCNNSmall,
              'FasterRCNNTiny': detector.FasterRCNNTiny}
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 

@@ -165,10 +165,14 @@ def local_batch(sampler, seed, step, indices, stream=TRAIN_STREAM):
   return {key: np.stack([e[key] for e in examples]) for key in examples[0]}
 
 
-def prepare_synthetic_root(root, num_train_videos, num_eval_videos, video_config, seed):
-  """Writes synthetic train and eval splits to `root` unless they are already there."""
+def prepare_synthetic_root(root, num_train_videos, num_eval_videos, video_config, seed,
+                           annotation='labels'):
+  """Writes synthetic train and eval splits to `root` unless they are already there.
+
+  `annotation` is what the masks hold (see `synthetic.write_davis`).
+  """
   root = pathlib.Path(root)
   for split, count in (('train', num_train_videos), ('eval', num_eval_videos)):
     if not (root / 'ImageSets' / '2017' / f'{split}.txt').is_file():
-      synthetic.generate_davis(root, count, split, video_config, seed)
+      synthetic.generate_davis(root, count, split, video_config, seed, annotation)
   return root

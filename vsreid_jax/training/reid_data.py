@@ -33,9 +33,10 @@ def object_boxes(labels):
   return ids, np.asarray(boxes, np.float32).reshape(-1, 4)
 
 
-def fit_frame(frame, height, width):
-  """`frame` resized to fit in height x width, aspect ratio kept, zero-padded; and the scale."""
-  scale = min(height / frame.shape[0], width / frame.shape[1])
+def fit_frame(frame, height, width, zoom=1.0):
+  """`frame` resized to fit in height x width, aspect ratio kept, times `zoom` (<= 1),
+  zero-padded; and the scale."""
+  scale = zoom * min(height / frame.shape[0], width / frame.shape[1])
   size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
   canvas = np.zeros((height, width, 3), np.float32)
   canvas[:size[1], :size[0]] = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
@@ -50,16 +51,21 @@ class FrameBoxSampler:
     dataset: the `DavisDataset` split.
     image_size: (height, width) every frame is fitted into.
     max_boxes: boxes per example (padding beyond the objects; extra objects dropped).
-    augment: random horizontal flip.
+    augment: random horizontal flip and zoom.
+    scale_range: (low, high) range of the random zoom, at most 1: the frame is
+      fitted into `image_size`, then scaled by it.
   """
   dataset: DavisDataset
   image_size: tuple[int, int]
   max_boxes: int
   augment: bool = True
+  scale_range: tuple[float, float] = (1.0, 1.0)
 
   def __post_init__(self):
     if self.max_boxes < 1:
       raise InputError(f'max_boxes must be positive, got {self.max_boxes}')
+    if not 0 < self.scale_range[0] <= self.scale_range[1] <= 1:
+      raise InputError(f'scale_range must satisfy 0 < low <= high <= 1, got {self.scale_range}')
     self._sequences, self._first_identity = [], []
     self.num_identities = 0
     for name in sorted(self.dataset.sequence_names):
@@ -90,7 +96,8 @@ class FrameBoxSampler:
     if self.augment and rng.random() < 0.5:
       frame = frame[:, ::-1]
       boxes[:, [0, 2]] = frame.shape[1] - boxes[:, [2, 0]]
-    image, scale = fit_frame(np.ascontiguousarray(frame), *self.image_size)
+    zoom = rng.uniform(*self.scale_range) if self.augment else self.scale_range[1]
+    image, scale = fit_frame(np.ascontiguousarray(frame), *self.image_size, zoom)
     boxes = boxes * scale
     ids = np.asarray(ids[:self.max_boxes])
     count = len(ids)
@@ -102,3 +109,27 @@ class FrameBoxSampler:
             'box_mask': padded(np.ones(count), bool),
             'classes': padded(np.full(count, OBJECT_CLASS), np.int32),
             'identities': padded(identities, np.int32)}
+
+
+@dataclasses.dataclass
+class IdentityMixture:
+  """Draws each example from one of several samplers, chosen at random with the given weights;
+  identities are renumbered so the samplers' identities stay distinct."""
+  samplers: list
+  weights: list
+
+  def __post_init__(self):
+    if len(self.samplers) != len(self.weights) or min(self.weights) < 0 or sum(self.weights) <= 0:
+      raise InputError(f'mixture weights must be non-negative, one per sampler, and not all 0: '
+                       f'{self.weights}')
+    self._probabilities = np.asarray(self.weights, np.float64) / sum(self.weights)
+    self._offsets = np.cumsum([0] + [s.num_identities for s in self.samplers])
+    self.num_identities = int(self._offsets[-1])
+
+  def example(self, rng):
+    index = rng.choice(len(self.samplers), p=self._probabilities)
+    example = self.samplers[index].example(rng)
+    identities = example['identities']
+    example['identities'] = np.where(identities == UNLABELLED, UNLABELLED,
+                                     identities + self._offsets[index]).astype(np.int32)
+    return example

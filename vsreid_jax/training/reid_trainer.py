@@ -49,27 +49,39 @@ def validate_config(config, num_devices):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
       raise InputError(f'config.{field} must be a positive integer, got {value!r}')
   for field in ('targets.rpn_positive_fraction', 'targets.box_positive_fraction',
-                'loss.oim_momentum'):
+                'loss.oim_momentum', 'data.synthetic_fraction'):
     group, name = field.split('.')
     if not 0.0 <= config[group][name] <= 1.0:
       raise InputError(f'config.{field} must lie in [0, 1], got {config[group][name]!r}')
+  low, high = config.data.scale_range
+  if not 0 < low <= high:
+    raise InputError(f'config.data.scale_range must be (low, high) with 0 < low <= high, '
+                     f'got {tuple(config.data.scale_range)}')
 
 
 def make_sampler(config, workdir):
-  """The training `reid_data.FrameBoxSampler` of the configured data."""
+  """The training sampler of the configured data.
+
+  Synthetic videos are written with their distractors annotated, so each
+  look-alike is an identity of its own. With `data.synthetic_fraction` > 0,
+  that fraction of DAVIS examples is replaced by synthetic ones.
+  """
   data = config.data
-  split = data.train_split
+  fit = lambda root, split: reid_data.FrameBoxSampler(
+      DavisDataset(root, split, data.layout), (data.image_height, data.image_width),
+      data.max_boxes, scale_range=tuple(data.scale_range))
+  synthetic_sampler = lambda: fit(propagation_data.prepare_synthetic_root(
+      workdir / 'synthetic_instances', data.synthetic.num_train_videos,
+      data.synthetic.num_eval_videos, SyntheticVideoConfig(
+          num_frames=data.synthetic.num_frames, height=data.synthetic.height,
+          width=data.synthetic.width, hidden_frames=(4, 8)), config.seed, 'instances'), 'train')
   if data.source == 'synthetic':
-    video = SyntheticVideoConfig(num_frames=data.synthetic.num_frames, height=data.synthetic.height,
-                                 width=data.synthetic.width, hidden_frames=(4, 8))
-    root = propagation_data.prepare_synthetic_root(
-        workdir / 'synthetic_data', data.synthetic.num_train_videos,
-        data.synthetic.num_eval_videos, video, config.seed)
-    split = 'train'
-  else:
-    root = pathlib.Path(data.root)
-  return reid_data.FrameBoxSampler(DavisDataset(root, split, data.layout),
-                                   (data.image_height, data.image_width), data.max_boxes)
+    return synthetic_sampler()
+  sampler = fit(pathlib.Path(data.root), data.train_split)
+  if data.synthetic_fraction > 0:
+    sampler = reid_data.IdentityMixture(
+        [sampler, synthetic_sampler()], [1 - data.synthetic_fraction, data.synthetic_fraction])
+  return sampler
 
 
 def make_optimizer(config, params):
