@@ -5,9 +5,10 @@
       [--process-index I --process-count N]
   python infer.py --demo [--output OUT_DIR]
 
-  Either segmenting mode takes [--propagation-checkpoint CKPT_DIR [--reid-checkpoint CKPT_DIR]
-  [--no-flip] [--no-reid] [--finetune-steps N]]; without a checkpoint, masks are propagated by
-  optical flow alone.
+  Either segmenting mode runs VS-ReID with the shipped demo models (models/propagation_demo,
+  fine-tuned for 100 steps on each video's first frame, and models/reid_demo) unless told
+  otherwise: [--propagation-checkpoint CKPT_DIR] [--reid-checkpoint CKPT_DIR] [--no-flip]
+  [--no-reid] [--finetune-steps N], or --flow-only to propagate masks by optical flow alone.
 """
 
 import argparse
@@ -21,6 +22,9 @@ from vsreid_jax.flow import dis
 from vsreid_jax.inference import dataset, demo, driver
 from vsreid_jax.inference.detector_reid import detector_reid_factory
 from vsreid_jax.inference.vsreid import VSReID
+
+SHIPPED_NAMES = tuple(str(path.relative_to(demo.REPOSITORY))
+                      for path in (demo.SHIPPED_PROPAGATION, demo.SHIPPED_REID))
 
 
 def parse_args(argv=None):
@@ -48,13 +52,17 @@ def parse_args(argv=None):
                            'one subfolder per sequence with --davis-root)')
   parser.add_argument('--flow-cache', type=pathlib.Path, help='keep computed DIS flow here for reruns')
   parser.add_argument('--propagation-checkpoint', type=pathlib.Path,
-                      help='MP2S checkpoint directory: segment with the VS-ReID algorithm')
+                      help=f'MP2S checkpoint directory (default: the shipped {SHIPPED_NAMES[0]})')
   parser.add_argument('--reid-checkpoint', type=pathlib.Path,
-                      help='re-ID detector checkpoint directory: recover lost objects by re-ID rounds')
+                      help='re-ID detector checkpoint directory, to recover lost objects by re-ID '
+                           f'rounds (default: the shipped {SHIPPED_NAMES[1]})')
   parser.add_argument('--no-flip', action='store_true', help='no horizontal-flip averaging')
   parser.add_argument('--no-reid', action='store_true', help='propagate only, no re-ID rounds')
-  parser.add_argument('--finetune-steps', type=int, default=0,
-                      help='fine-tune the network on each video\'s first frame for N steps first')
+  parser.add_argument('--finetune-steps', type=int,
+                      help='fine-tune the network on each video\'s first frame for N steps first '
+                           f'(default: {demo.FINETUNE_STEPS} for the shipped network, else 0)')
+  parser.add_argument('--flow-only', action='store_true',
+                      help='no networks: propagate the first mask by optical flow alone (baseline)')
   return parser.parse_args(argv)
 
 
@@ -63,39 +71,54 @@ def _used(*flags):
   return [name for name, value in flags if value]
 
 
-def make_segmenter(args):
+def make_segmenter(args, log=print):
   """The VS-ReID segmenter the flags ask for, or None for flow-only propagation."""
-  if args.finetune_steps < 0:
+  if args.finetune_steps is not None and args.finetune_steps < 0:
     raise InputError(f'--finetune-steps must be 0 or more, got {args.finetune_steps}')
-  if args.propagation_checkpoint is None:
+  if args.flow_only:
     flags = _used(('--no-flip', args.no_flip), ('--no-reid', args.no_reid),
-                  ('--finetune-steps', args.finetune_steps), ('--reid-checkpoint', args.reid_checkpoint))
+                  ('--finetune-steps', args.finetune_steps is not None),
+                  ('--propagation-checkpoint', args.propagation_checkpoint),
+                  ('--reid-checkpoint', args.reid_checkpoint))
     if flags:
-      raise InputError(f'{", ".join(flags)} needs --propagation-checkpoint')
+      raise InputError(f'{", ".join(flags)} cannot be used with --flow-only')
+    log('segmenting by optical flow alone (--flow-only)')
     return None
+  propagation, shipped = args.propagation_checkpoint, args.propagation_checkpoint is None
+  if shipped:
+    propagation = demo.SHIPPED_PROPAGATION
+    if not propagation.is_dir():
+      raise InputError(f'{propagation}: the shipped propagation network is missing (run from a '
+                       'checkout of the repository, or pass --propagation-checkpoint or --flow-only)')
+  finetune_steps = args.finetune_steps
+  if finetune_steps is None:
+    finetune_steps = demo.FINETUNE_STEPS if shipped else 0
   config = inference_config.get_config()
   config.flip, config.reid = not args.no_flip, not args.no_reid
-  reid_factory = None
-  if args.reid_checkpoint is not None and config.reid:
-    reid_factory = detector_reid_factory(args.reid_checkpoint)
-  if args.finetune_steps:
+  reid = args.reid_checkpoint
+  if reid is None and demo.SHIPPED_REID.is_dir():
+    reid = demo.SHIPPED_REID
+  reid_factory = detector_reid_factory(reid) if reid is not None and config.reid else None
+  log(f'propagation network: {propagation}'
+      + (f', fine-tuned for {finetune_steps} steps on the first frame' if finetune_steps else '')
+      + f'; re-ID: {reid if reid_factory else "off"}')
+  if finetune_steps:
     # Fine-tuning brings in the training input pipeline (TensorFlow): seconds of imports.
     from vsreid_jax.inference.finetuned import FinetunedVSReID  # pylint: disable=g-import-not-at-top
-    return FinetunedVSReID.from_checkpoint(args.propagation_checkpoint, config, args.finetune_steps,
-                                           reid_factory)
-  return VSReID.from_checkpoint(args.propagation_checkpoint, config, reid_factory)
+    return FinetunedVSReID.from_checkpoint(propagation, config, finetune_steps, reid_factory)
+  return VSReID.from_checkpoint(propagation, config, reid_factory)
 
 
 def demo_segmenters():
-  """The demo's methods: flow-only propagation and, when it ships, the trained network with and without
-  online fine-tuning on each clip's first frame."""
+  """The demo's methods: flow-only propagation and, when they ship, VS-ReID with the shipped
+  networks (the propagation network fine-tuned on each clip's first frame)."""
   segmenters = {demo.FLOW_BASELINE: None}
   if demo.SHIPPED_PROPAGATION.is_dir():
     config = inference_config.get_config()
-    segmenters['mp2s-demo'] = VSReID.from_checkpoint(demo.SHIPPED_PROPAGATION, config)
+    reid_factory = detector_reid_factory(demo.SHIPPED_REID) if demo.SHIPPED_REID.is_dir() else None
     from vsreid_jax.inference.finetuned import FinetunedVSReID  # pylint: disable=g-import-not-at-top
-    segmenters['mp2s-demo-finetuned'] = FinetunedVSReID.from_checkpoint(
-        demo.SHIPPED_PROPAGATION, config, demo.FINETUNE_STEPS)
+    segmenters['vs-reid'] = FinetunedVSReID.from_checkpoint(
+        demo.SHIPPED_PROPAGATION, config, demo.FINETUNE_STEPS, reid_factory)
   return segmenters
 
 

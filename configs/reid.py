@@ -110,7 +110,7 @@ def get_config(arg=None):
     opt.warmup_steps = 2
   elif arg == 'demo':
     config.batch_size = 4
-    config.num_train_steps = 4000
+    config.num_train_steps = 2600
     config.checkpoint_every_steps = 500
     config.log_every_steps = 50
     model.name = 'FasterRCNNSmall'

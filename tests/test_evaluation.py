@@ -11,7 +11,8 @@ import pytest
 from conftest import make_davis2016, make_davis2017, moving_squares
 from vsreid_jax.data import palette
 from vsreid_jax.errors import InputError
-from vsreid_jax.evaluation import davis_eval, metrics
+from vsreid_jax.evaluation import davis_eval, metrics, occlusion
+from vsreid_jax.data.synthetic import HiddenSpan
 
 
 def reference_boundary(mask):
@@ -253,3 +254,18 @@ def test_shared_davis2016_ground_truth_scores_one_and_erosion_less(shared_davis2
   eroded = davis_eval.evaluate(tmp_path / 'eroded', shared_davis2016, sequences=['blackswan'], log=None)
   assert 0.3 < eroded.global_scores()['J-Mean'] < 0.99
   assert eroded.global_scores()['F-Mean'] < 1.0
+
+
+def test_reappearance_scores_cover_the_frames_until_the_object_hides_again():
+  truth = np.zeros((8, 4, 4), np.uint8)
+  truth[[0, 3, 4, 7], :2, :2] = 1  # object 1: hidden in 1-2, back in 3-4, hidden again in 5-6
+  predicted = truth.copy()
+  predicted[4] = 0  # lost in frame 4: J 1 in frame 3, 0 in frame 4
+  spans = (HiddenSpan(1, 1, 3, 'occluded', None, None), HiddenSpan(1, 5, 7, 'occluded', None, None),
+           HiddenSpan(1, 7, 8, 'left_frame', None, None))
+  scores = occlusion.reappearance_scores(predicted, truth, spans)
+  assert [(span.first_frame, score) for span, score in scores] == [(1, 0.5), (5, 1.0)]
+  assert occlusion.count_found_again(scores) == (2, 2)
+  assert occlusion.count_found_again(scores, threshold=0.6) == (1, 2)
+  with pytest.raises(ValueError, match='differ'):
+    occlusion.reappearance_scores(predicted[:3], truth, spans)

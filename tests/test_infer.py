@@ -1,5 +1,6 @@
 """The flow-propagation pipeline end to end and the infer.py command line."""
 
+import re
 import subprocess
 import sys
 
@@ -7,10 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
+import infer
 from conftest import write_jpeg
 from vsreid_jax.data import palette
 from vsreid_jax.evaluation import metrics
-from vsreid_jax.inference import driver
+from vsreid_jax.inference import demo, driver
+from vsreid_jax.inference.finetuned import FinetunedVSReID
+from vsreid_jax.inference.vsreid import VSReID
 
 REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
 
@@ -105,19 +109,20 @@ def test_demo_runs_and_scores(tmp_path):
   assert len(list((results / 'synthetic-occlusion').glob('*.png'))) == 48
   assert len(list((results / 'car-shadow').glob('*.png'))) == 40
   assert (results / 'car-shadow.mp4').is_file()
-  # The shipped network segments both clips too.
-  network_results = tmp_path / 'demo' / 'mp2s-demo'
-  assert 'mp2s-demo' in done.stdout
-  assert len(list((network_results / 'car-shadow').glob('*.png'))) == 40
-  assert (network_results / 'global_results-demo-synthetic.csv').is_file()
-  assert (tmp_path / 'demo' / 'mp2s-demo-finetuned' / 'global_results-demo-davis.csv').is_file()
+  # VS-ReID with the shipped networks, scored with and without its re-ID rounds.
+  methods = ['vs-reid'] + (['vs-reid-no-reid'] if demo.SHIPPED_REID.is_dir() else [])
+  for method in methods:
+    assert len(list((tmp_path / 'demo' / method / 'car-shadow').glob('*.png'))) == 40
+    assert (tmp_path / 'demo' / method / 'global_results-demo-synthetic.csv').is_file()
+    assert re.search(rf'^{method} +synthetic .* \d of \d$', done.stdout, re.MULTILINE), done.stdout
+  assert (tmp_path / 'demo' / 'vs-reid' / 'synthetic-occlusion.mp4').is_file()
 
 
 def test_davis_frame_folder_finds_its_first_annotation(tmp_path):
   from conftest import make_davis2017, moving_squares  # pylint: disable=g-import-not-at-top
   root = make_davis2017(tmp_path / 'davis', {'squares': moving_squares(num_frames=3)})
   frames = root / 'JPEGImages' / '480p' / 'squares'
-  done = _infer('--sequence', frames, '--output', tmp_path / 'out')
+  done = _infer('--sequence', frames, '--output', tmp_path / 'out', '--flow-only')
   assert done.returncode == 0, done.stderr
   np.testing.assert_array_equal(palette.read_label_png(tmp_path / 'out' / '00000.png'),
                                 moving_squares(num_frames=3)[0])
@@ -125,3 +130,16 @@ def test_davis_frame_folder_finds_its_first_annotation(tmp_path):
   write_jpeg(tmp_path / 'plain' / '0.jpg', np.zeros((8, 8, 3), np.uint8))
   done = _infer('--sequence', tmp_path / 'plain', '--output', tmp_path / 'out2')
   assert done.returncode == 2 and 'missing --first-mask' in done.stderr
+
+
+def test_without_model_flags_the_shipped_networks_are_used(tmp_path):
+  lines = []
+  segmenter = infer.make_segmenter(infer.parse_args(['--sequence', 'x']), log=lines.append)
+  assert isinstance(segmenter, FinetunedVSReID) and segmenter.num_steps == demo.FINETUNE_STEPS
+  assert str(demo.SHIPPED_PROPAGATION) in lines[0] and f'{demo.FINETUNE_STEPS} steps' in lines[0]
+  assert (segmenter.reid_factory is not None) == demo.SHIPPED_REID.is_dir()
+  no_reid = infer.make_segmenter(infer.parse_args(['--no-reid', '--finetune-steps', '0']),
+                                 log=lines.append)
+  assert isinstance(no_reid, VSReID) and no_reid.reid_factory is None
+  assert lines[-1].endswith('re-ID: off')
+  assert infer.make_segmenter(infer.parse_args(['--flow-only']), log=lines.append) is None

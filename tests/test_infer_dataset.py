@@ -80,7 +80,7 @@ def test_infer_segments_a_davis2016_split_and_prints_the_scores(tmp_path, capsys
   squares = moving_squares(4, num_objects=1)
   root = make_davis2016(tmp_path / 'davis', {'blackswan': squares, 'cows': squares[:3]})
   run = infer.main(['--davis-root', str(root), '--output', str(tmp_path / 'out'), '--evaluate',
-                    '--flow-preset', 'ultrafast'])
+                    '--flow-preset', 'ultrafast', '--flow-only'])
   assert run.segmented == ('blackswan', 'cows')
   out = capsys.readouterr().out
   assert '2 sequences segmented, 0 skipped (finished earlier); 7 frames in' in out
@@ -105,8 +105,8 @@ def test_void_pixels_of_the_first_annotation_become_background(tmp_path):
     (['--davis-root', 'ROOT', '--first-mask', 'm.png', '--output', 'o'], '--first-mask is for --sequence'),
     (['--sequence', 'x', '--first-mask', 'm.png', '--output', 'o', '--evaluate', '--process-count', '2'],
      '--evaluate, --process-count needs --davis-root'),
-    (['--davis-root', 'ROOT', '--output', 'o', '--finetune-steps', '3'],
-     '--finetune-steps needs --propagation-checkpoint'),
+    (['--davis-root', 'ROOT', '--output', 'o', '--flow-only', '--finetune-steps', '3'],
+     '--finetune-steps cannot be used with --flow-only'),
     (['--davis-root', 'ROOT', '--output', 'o', '--finetune-steps', '-1'],
      '--finetune-steps must be 0 or more, got -1'),
     (['--davis-root', 'ROOT', '--output', 'o', '--process-index', '2', '--process-count', '2'],

@@ -83,7 +83,8 @@ def test_an_error_leaves_no_video(tmp_path):
 def test_infer_overlay_writes_one_video_per_sequence(tmp_path):
   root = make_davis2017(tmp_path / 'davis', {'bear': moving_squares(5), 'dog': moving_squares(3)})
   infer.main(['--davis-root', str(root), '--output', str(tmp_path / 'out'), '--overlay',
-              '--process-index', '0', '--process-count', '1', '--flow-preset', 'ultrafast'])
+              '--process-index', '0', '--process-count', '1', '--flow-preset', 'ultrafast',
+              '--flow-only'])
   assert len(read_video(tmp_path / 'out' / 'bear.mp4')) == 5
   assert len(read_video(tmp_path / 'out' / 'dog.mp4')) == 3
 
@@ -92,6 +93,6 @@ def test_infer_overlay_of_one_folder(tmp_path):
   root = make_davis2017(tmp_path / 'davis', {'bear': moving_squares(4)})
   infer.main(['--sequence', str(root / 'JPEGImages/480p/bear'), '--first-mask',
               str(root / 'Annotations/480p/bear/00000.png'), '--output', str(tmp_path / 'out'),
-              '--overlay', '--flow-preset', 'ultrafast'])
+              '--overlay', '--flow-preset', 'ultrafast', '--flow-only'])
   assert len(read_video(tmp_path / 'out' / 'bear.mp4')) == 4
   assert len(list((tmp_path / 'out').glob('*.png'))) == 4

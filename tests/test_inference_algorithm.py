@@ -123,6 +123,18 @@ def test_hidden_object_is_lost_by_propagation_and_recovered_by_reid():
   assert 'object 2 recovered in frame 30 (score 0.900' in recovery.describe()
 
 
+def test_after_propagation_sees_the_masks_before_the_reid_rounds():
+  labels = teleporting_video()
+  _, alone = run(labels, TruthScorer(labels, 2), reid=False)
+  seen = []
+  segmentation = segment_video(
+      coded_frames(labels), labels[0], ColourOracle(), ZeroFlow(*labels.shape), make_config(),
+      TruthScorer(labels, 2),
+      after_propagation=lambda first_pass: seen.append(np.stack(list(first_pass.label_maps()))))
+  np.testing.assert_array_equal(seen[0], alone)
+  np.testing.assert_array_equal(np.stack(list(segmentation.label_maps())), labels)
+
+
 def test_person_round_comes_first_for_persons():
   labels = teleporting_video()
   scorer = TruthScorer(labels, 2, persons=(1,))

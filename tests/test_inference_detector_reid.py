@@ -12,6 +12,7 @@ from vsreid_jax.data import palette, synthetic
 from vsreid_jax.errors import InputError
 from vsreid_jax.inference import detector_reid
 from vsreid_jax.reid import detection
+from vsreid_jax.reid.frame_detector import FrameDetector, fit_frame
 from vsreid_jax.reid.model import build_detector
 
 
@@ -70,8 +71,30 @@ def test_infer_runs_with_propagation_and_reid_checkpoints(checkpoint_dir, reid_d
   assert palette.read_label_png(written[-1]).max() <= 2
 
 
-def test_reid_checkpoint_needs_the_propagation_one(reid_dir, tmp_path, capsys):
+def test_reid_checkpoint_is_refused_with_flow_only(reid_dir, tmp_path, capsys):
   with pytest.raises(SystemExit):
     infer.main(['--sequence', str(tmp_path), '--first-mask', str(tmp_path / 'm.png'), '--output',
-                str(tmp_path / 'o'), '--reid-checkpoint', str(reid_dir)])
-  assert '--reid-checkpoint needs --propagation-checkpoint' in capsys.readouterr().err
+                str(tmp_path / 'o'), '--reid-checkpoint', str(reid_dir), '--flow-only'])
+  assert '--reid-checkpoint cannot be used with --flow-only' in capsys.readouterr().err
+
+
+def test_frame_detector_fits_frames_into_its_input_size_and_returns_frame_pixels(reid_dir):
+  detector = FrameDetector.from_checkpoint(reid_dir)
+  config = reid_configs.get_config('smoke')
+  assert detector.input_size == (config.data.image_height, config.data.image_width)
+  clip = _clip()  # 64x96 frames: fitted at scale 2 into 128x224, padded on the right
+  image, scale = fit_frame(clip.frames[5], *detector.input_size)
+  assert scale == 2 and not image[:, 192:].any()
+  direct = detection.detect(detector.model, detector.variables, image[None], detector.settings)
+  boxes, scores, embeddings = detector.detect(clip.frames[5])
+  valid = np.asarray(direct['valid'][0])
+  np.testing.assert_allclose(boxes, np.asarray(direct['boxes'][0])[valid] / 2)
+  np.testing.assert_allclose(scores, np.asarray(direct['scores'][0])[valid])
+  assert embeddings.shape == (len(boxes), config.model.embedding_features)
+  templates = np.array([[10, 5, 40, 30], [50, 20, 90, 60]], np.float32)
+  np.testing.assert_allclose(
+      detector.embed(clip.frames[5], templates, [True, False]),
+      np.asarray(detection.embed(detector.model, detector.variables, image[None],
+                                 templates[None] * 2, np.array([[True, False]]))[0]), atol=1e-6)
+  with pytest.raises(InputError, match='RGB'):
+    detector.detect(clip.frames[5][..., 0])

@@ -75,15 +75,16 @@ def test_infer_command_segments_with_a_propagation_checkpoint(checkpoint_dir, tm
   palette.write_label_png(tmp_path / 'first.png', clip.labels[0])
   timings = infer.main(['--sequence', str(tmp_path / 'frames'), '--first-mask',
                         str(tmp_path / 'first.png'), '--output', str(tmp_path / 'out'),
-                        '--propagation-checkpoint', str(checkpoint_dir), '--flow-preset', 'fast'])
+                        '--propagation-checkpoint', str(checkpoint_dir), '--flow-preset', 'fast',
+                        '--no-reid'])
   assert timings['frames'] == 9 and timings['network'] > 0
   assert len(list((tmp_path / 'out').glob('*.png'))) == 9
   assert 'network' in capsys.readouterr().out
 
 
-def test_infer_network_flags_need_a_checkpoint(tmp_path, capsys):
+def test_infer_network_flags_are_refused_with_flow_only(tmp_path, capsys):
   with pytest.raises(SystemExit) as exit_info:
     infer.main(['--sequence', str(tmp_path), '--first-mask', str(tmp_path / 'm.png'), '--output',
-                str(tmp_path / 'o'), '--no-flip', '--no-reid'])
+                str(tmp_path / 'o'), '--no-flip', '--no-reid', '--flow-only'])
   assert exit_info.value.code == 2
-  assert capsys.readouterr().err == 'error: --no-flip, --no-reid needs --propagation-checkpoint\n'
+  assert capsys.readouterr().err == 'error: --no-flip, --no-reid cannot be used with --flow-only\n'

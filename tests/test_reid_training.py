@@ -15,7 +15,7 @@ from vsreid_jax.errors import InputError
 from vsreid_jax.reid import detection
 from vsreid_jax.reid.model import build_detector
 from vsreid_jax.training import propagation_data, reid_trainer
-from vsreid_jax.training.reid_data import FrameBoxSampler
+from vsreid_jax.training.reid_data import FrameBoxSampler, IdentityMixture
 
 
 def test_sampler_boxes_identities_and_determinism(tmp_path):
@@ -42,8 +42,43 @@ def test_sampler_boxes_identities_and_determinism(tmp_path):
       propagation_data.example_rng(0, 0, 5))['image'])
 
 
+def test_zoom_scales_frames_and_boxes_within_its_range(tmp_path):
+  root = make_davis2017(tmp_path, {'a': moving_squares()}, split='train')
+  sampler = FrameBoxSampler(DavisDataset(root, 'train'), (20, 40), max_boxes=2,
+                            scale_range=(0.5, 0.8))
+  widths = []
+  for index in range(10):
+    example = sampler.example(propagation_data.example_rng(0, 0, index))
+    box = example['boxes'][0]
+    widths.append(box[2] - box[0])
+    # Nothing beyond the zoomed frame (30x40 at most 0.8 x half size: 16 rows).
+    assert not example['image'][17:].any() and box[3] <= 16
+  # 10-pixel squares at half size (5 pixels) zoomed by 0.5-0.8.
+  assert 2.5 <= min(widths) < max(widths) <= 4.0
+  with pytest.raises(InputError, match='scale_range'):
+    FrameBoxSampler(DavisDataset(root, 'train'), (20, 40), 2, scale_range=(0.5, 1.5))
+
+
+def test_identity_mixture_keeps_identities_of_its_samplers_apart(tmp_path):
+  first = FrameBoxSampler(DavisDataset(make_davis2017(tmp_path / 'a', {'a': moving_squares(
+      num_objects=2)}, split='train'), 'train'), (20, 40), max_boxes=3)
+  second = FrameBoxSampler(DavisDataset(make_davis2017(tmp_path / 'b', {'b': moving_squares()},
+                                                       split='train'), 'train'), (20, 40), 3)
+  mixture = IdentityMixture([first, second], [1, 3])
+  assert mixture.num_identities == first.num_identities + second.num_identities == 4
+  seen = set()
+  for index in range(40):
+    example = mixture.example(propagation_data.example_rng(0, 0, index))
+    seen.add(tuple(example['identities'][example['box_mask']]))
+  assert seen == {(0, 1), (2, 3)}
+  with pytest.raises(InputError, match='mixture weights'):
+    IdentityMixture([first, second], [1])
+
+
 def test_config_errors_name_the_field(tmp_path):
   for group, field, value in (('data', 'source', 'coco'), ('data', 'max_boxes', 0),
+                              ('data', 'scale_range', (0.0, 1.0)),
+                              ('data', 'synthetic_fraction', 1.5),
                               ('targets', 'box_positive_fraction', 2.0), (None, 'batch_size', 0)):
     config = reid_config.get_config('smoke')
     (config[group] if group else config)[field] = value

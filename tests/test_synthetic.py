@@ -156,6 +156,16 @@ def test_write_davis_round_trip(tmp_path):
     np.testing.assert_array_equal(read_label_png(labels[t]), video.labels[t])
 
 
+def test_write_davis_can_annotate_the_distractors(tmp_path):
+  video = _generate(seed=1)
+  synthetic.write_davis(tmp_path, {'seq': video}, 'train', annotation='instances')
+  first = read_label_png(tmp_path / 'Annotations' / '480p' / 'seq' / '00000.png')
+  np.testing.assert_array_equal(first, video.instances[0])
+  assert first.max() > SMALL.num_objects  # distractors are objects N+1.. here
+  with pytest.raises(ValueError, match="annotation must be one of .*'boxes'"):
+    synthetic.write_davis(tmp_path, {'seq': video}, 'train', annotation='boxes')
+
+
 def test_write_davis_replaces_a_sequence(tmp_path):
   synthetic.write_davis(tmp_path, {'seq': _generate()}, 'train')
   shorter = _generate(num_frames=16, hidden_frames=(4, 6))

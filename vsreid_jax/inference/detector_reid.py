@@ -7,11 +7,9 @@ the embedding of the object's box in the first frame.
 
 import numpy as np
 
-from vsreid_jax import checkpoints
 from vsreid_jax.data.palette import VOID_LABEL
-from vsreid_jax.errors import InputError
 from vsreid_jax.reid import detection
-from vsreid_jax.reid.model import build_detection_settings, build_detector
+from vsreid_jax.reid.frame_detector import FrameDetector
 
 
 class DetectorReid:
@@ -22,12 +20,17 @@ class DetectorReid:
   candidates and every object goes to the object round.
   """
 
-  def __init__(self, model, variables, settings, frames, first_mask):
+  def __init__(self, detector, frames, first_mask):
+    """Args:
+      detector: a `FrameDetector`.
+      frames: the video's frames (`len`, indexing).
+      first_mask: [H, W] object ids of frame 0.
+    """
     labels = np.where(first_mask == VOID_LABEL, 0, first_mask)
     self._num_objects = int(labels.max())
-    boxes, present = detection.boxes_from_masks(labels[None], self._num_objects)
-    self._templates = detection.embed(model, variables, np.asarray(frames[0])[None], boxes, present)[0]
-    self._model, self._variables, self._settings, self._frames = model, variables, settings, frames
+    boxes, present = detection.boxes_from_masks(labels, self._num_objects)
+    self._templates = detector.embed(frames[0], boxes, present)
+    self._detector, self._frames = detector, frames
     self._candidates = {}
 
   def person_scores(self):
@@ -37,11 +40,9 @@ class DetectorReid:
     if kind == 'person':
       return np.zeros((0, 4), np.float32), np.zeros((0, self._num_objects), np.float32)
     if frame not in self._candidates:
-      found = detection.detect(self._model, self._variables, np.asarray(self._frames[frame])[None],
-                               self._settings)
-      valid = np.asarray(found['valid'][0])
-      scores = detection.reid_scores(found['embeddings'][0][valid], self._templates)
-      self._candidates[frame] = (np.asarray(found['boxes'][0])[valid], np.asarray(scores))
+      boxes, _, embeddings = self._detector.detect(self._frames[frame])
+      self._candidates[frame] = (boxes, np.asarray(detection.reid_scores(embeddings,
+                                                                         self._templates)))
     return self._candidates[frame]
 
 
@@ -51,9 +52,5 @@ def detector_reid_factory(checkpoint_dir):
   Raises:
     InputError: missing or unreadable checkpoint, or one of another network.
   """
-  variables, config = checkpoints.restore_model_checkpoint(checkpoint_dir)
-  if config.get('task') != 'reid':
-    raise InputError(f'{checkpoint_dir}: not a re-ID checkpoint (its config has task '
-                     f'{config.get("task")!r}; expected "reid")')
-  model, settings = build_detector(config.model), build_detection_settings(config.detection)
-  return lambda frames, first_mask: DetectorReid(model, variables, settings, frames, first_mask)
+  detector = FrameDetector.from_checkpoint(checkpoint_dir)
+  return lambda frames, first_mask: DetectorReid(detector, frames, first_mask)

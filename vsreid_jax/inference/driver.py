@@ -27,7 +27,7 @@ def make_flow_source(frames, preset='medium', flow_dir=None, cache_dir=None):
 
 def segment_folder(sequence_dir, first_mask_path, output_dir, flow_preset='medium', flow_dir=None,
                    flow_cache_dir=None, show_progress=True, segmenter=None, log=None,
-                   overlay_path=None):
+                   overlay_path=None, propagation_only_dir=None):
   """Segments every frame of a folder of frames, given the first frame's mask.
 
   Args:
@@ -41,6 +41,7 @@ def segment_folder(sequence_dir, first_mask_path, output_dir, flow_preset='mediu
     segmenter: see `segment_and_write`.
     log: optional callable for the segmenter's recovery lines.
     overlay_path: optional .mp4 file for the masks blended over the frames.
+    propagation_only_dir: see `segment_and_write`.
 
   Returns:
     the timings of `segment_and_write`.
@@ -51,11 +52,12 @@ def segment_folder(sequence_dir, first_mask_path, output_dir, flow_preset='mediu
   flow_source = make_flow_source(frames, flow_preset, flow_dir, flow_cache_dir)
   return segment_and_write(frames, first_mask, flow_source, output_dir, segmenter, overlay_path,
                            pathlib.Path(sequence_dir).name, show_progress, log,
-                           {'read': time.perf_counter() - start})
+                           {'read': time.perf_counter() - start}, propagation_only_dir)
 
 
 def segment_and_write(frames, first_mask, flow_source, output_dir, segmenter=None,
-                      overlay_path=None, name=None, show_progress=True, log=None, timings=None):
+                      overlay_path=None, name=None, show_progress=True, log=None, timings=None,
+                      propagation_only_dir=None):
   """Segments a video and writes one palette PNG per frame (and optionally an overlay video).
 
   With a `segmenter` (`VSReID` or `FinetunedVSReID`), by the VS-ReID algorithm;
@@ -72,6 +74,8 @@ def segment_and_write(frames, first_mask, flow_source, output_dir, segmenter=Non
     show_progress: draw a progress bar on stderr.
     log: optional callable for recovery lines.
     timings: seconds already spent on the video, per stage (such as 'read').
+    propagation_only_dir: optional folder that receives the segmenter's masks
+      before its re-ID rounds (propagation only), for comparison.
 
   Returns:
     dict of seconds spent per stage ('read', 'flow', 'warp', 'write', 'total'; with a
@@ -83,7 +87,11 @@ def segment_and_write(frames, first_mask, flow_source, output_dir, segmenter=Non
   if segmenter is None:
     label_maps = propagate_by_flow(first_mask, flow_source, timings)
   else:
-    segmentation = segmenter.segment(frames, first_mask, flow_source, log)
+    def write_propagation_only(segmentation):
+      video.write_label_sequence(propagation_only_dir, frames.names, segmentation.label_maps())
+
+    segmentation = segmenter.segment(frames, first_mask, flow_source, log,
+                                     write_propagation_only if propagation_only_dir else None)
     stages = {stage: seconds for stage, seconds in segmentation.timings.items() if stage != 'total'}
     timings.update(stages, other=segmentation.timings['total'] - sum(stages.values()))
     label_maps = segmentation.label_maps()

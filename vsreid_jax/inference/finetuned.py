@@ -41,7 +41,7 @@ class FinetunedVSReID:
     variables, network_config = checkpoints.restore_model_checkpoint(propagation_dir)
     return cls(variables, network_config, config, num_steps, reid_factory, source=propagation_dir)
 
-  def segment(self, frames, first_mask, flows=None, log=None):
+  def segment(self, frames, first_mask, flows=None, log=None, after_propagation=None):
     """Fine-tunes on `frames[0]` and `first_mask`, then segments; see `VSReID.segment`."""
     start = time.perf_counter()
     tuned = finetune_propagation(self.variables, self.network_config, frames[0], first_mask,
@@ -52,7 +52,7 @@ class FinetunedVSReID:
         flip=self.config.flip, buckets=self.config.buckets)
     seconds = time.perf_counter() - start
     segmentation = VSReID(predictor, self.config, self.reid_factory).segment(
-        frames, first_mask, flows, log)
+        frames, first_mask, flows, log, after_propagation)
     segmentation.timings['finetune'] = seconds
     segmentation.timings['total'] += seconds
     return segmentation

@@ -101,7 +101,8 @@ def _objects_of(first_mask, frames):
   return first_mask, int(first_mask.max())
 
 
-def segment_video(frames, first_mask, predictor, flows, config, scorer=None, log=None):
+def segment_video(frames, first_mask, predictor, flows, config, scorer=None, log=None,
+                  after_propagation=None):
   """Segments every frame of a video from its first-frame mask (the official algorithm).
 
   1. Every object is propagated forward from the first frame (`propagate`).
@@ -121,6 +122,9 @@ def segment_video(frames, first_mask, predictor, flows, config, scorer=None, log
     config: the inference config (`configs/inference.py`).
     scorer: a `reid.ReidScorer` for this video, or None.
     log: optional callable receiving one line per recovery.
+    after_propagation: optional callable given the `Segmentation` of step 1
+      alone (propagation without re-ID); the re-ID rounds change it afterwards,
+      so it must use the masks before returning.
 
   Returns:
     a `Segmentation`.
@@ -134,6 +138,8 @@ def segment_video(frames, first_mask, predictor, flows, config, scorer=None, log
   first_mask, num_objects = _objects_of(first_mask, frames)
   state = VideoState(frames, first_mask, flows, predictor, config, num_objects)
   propagate(state, 1, len(frames), 1, range(num_objects))
+  if after_propagation is not None:
+    after_propagation(Segmentation(state.probabilities, (), dict(state.timings)))
   recoveries = []
   state.timings['reid'] = 0.0
   if config.reid and scorer is not None:
@@ -198,10 +204,11 @@ class VSReID:
         buckets=config.buckets)
     return cls(predictor, config, reid_factory)
 
-  def segment(self, frames, first_mask, flows=None, log=None):
+  def segment(self, frames, first_mask, flows=None, log=None, after_propagation=None):
     """Segments a video; see `segment_video`. Flows default to DIS with `config.flow_preset`."""
     flows = DisFlow(frames, preset=self.config.flow_preset) if flows is None else flows
     scorer = None
     if self.config.reid and self.reid_factory is not None:
       scorer = self.reid_factory(frames, first_mask)
-    return segment_video(frames, first_mask, self.predictor, flows, self.config, scorer, log)
+    return segment_video(frames, first_mask, self.predictor, flows, self.config, scorer, log,
+                         after_propagation)

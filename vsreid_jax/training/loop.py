@@ -10,7 +10,6 @@ import concurrent.futures
 import pathlib
 import time
 
-from clu import metric_writers
 import flax
 import jax
 import orbax.checkpoint as ocp
@@ -141,6 +140,8 @@ def run_training(config, workdir, *, init_state, train_step, local_batch, summar
 
   eval_batches = [to_global(batch) for batch in eval_batches]
   is_main = jax.process_index() == 0
+  # Imported here: clu brings in TensorFlow, which inference (fine-tuning included) never needs.
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_main)
   if start_step == 0:
     writer.write_hparams({k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str))})

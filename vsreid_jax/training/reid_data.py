@@ -10,13 +10,13 @@ number. Examples are a pure function of their generator, as in
 
 import dataclasses
 
-import cv2
 import numpy as np
 
 from vsreid_jax.data.davis import DavisDataset
 from vsreid_jax.data.palette import VOID_LABEL
 from vsreid_jax.errors import InputError
 from vsreid_jax.models.oim import UNLABELLED
+from vsreid_jax.reid.frame_detector import fit_frame
 
 OBJECT_CLASS = 1
 """Class of every box for now: a class-agnostic 'object'."""
@@ -31,16 +31,6 @@ def object_boxes(labels):
     ys, xs = np.nonzero(labels == k)
     boxes.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
   return ids, np.asarray(boxes, np.float32).reshape(-1, 4)
-
-
-def fit_frame(frame, height, width, zoom=1.0):
-  """`frame` resized to fit in height x width, aspect ratio kept, times `zoom` (<= 1),
-  zero-padded; and the scale."""
-  scale = zoom * min(height / frame.shape[0], width / frame.shape[1])
-  size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
-  canvas = np.zeros((height, width, 3), np.float32)
-  canvas[:size[1], :size[0]] = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
-  return canvas, scale
 
 
 @dataclasses.dataclass

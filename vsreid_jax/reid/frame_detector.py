@@ -1,0 +1,72 @@
+"""The re-ID detector on frames of any size, as it was trained: each frame is fitted into the
+training image size, and boxes are given and returned in the frame's own pixels."""
+
+import cv2
+import numpy as np
+
+from vsreid_jax import checkpoints
+from vsreid_jax.errors import InputError
+from vsreid_jax.reid import detection
+from vsreid_jax.reid.model import build_detection_settings, build_detector
+
+
+def fit_frame(frame, height, width, zoom=1.0):
+  """`frame` resized to fit in height x width, aspect ratio kept, times `zoom` (<= 1),
+  zero-padded to height x width; and the scale."""
+  scale = zoom * min(height / frame.shape[0], width / frame.shape[1])
+  size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
+  canvas = np.zeros((height, width, 3), np.float32)
+  canvas[:size[1], :size[0]] = cv2.resize(np.asarray(frame), size, interpolation=cv2.INTER_LINEAR)
+  return canvas, scale
+
+
+class FrameDetector:
+  """`detect` and `embed` of one frame at a time; every frame size runs one compiled program."""
+
+  def __init__(self, model, variables, settings, input_size):
+    """Args:
+      model: a `FasterRCNN`.
+      variables: its variables.
+      settings: `DetectionSettings`.
+      input_size: (height, width) frames are fitted into (the training image size).
+    """
+    self.model, self.variables, self.settings = model, variables, settings
+    self.input_size = tuple(input_size)
+
+  @classmethod
+  def from_checkpoint(cls, checkpoint_dir):
+    """The detector of a re-ID checkpoint (`configs/reid.py`), at its training image size.
+
+    Raises:
+      InputError: missing or unreadable checkpoint, or one of another network.
+    """
+    variables, config = checkpoints.restore_model_checkpoint(checkpoint_dir)
+    if config.get('task') != 'reid':
+      raise InputError(f'{checkpoint_dir}: not a re-ID checkpoint (its config has task '
+                       f'{config.get("task")!r}; expected "reid")')
+    return cls(build_detector(config.model), variables, build_detection_settings(config.detection),
+               (config.data.image_height, config.data.image_width))
+
+  def _fit(self, frame):
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[-1] != 3:
+      raise InputError(f'a frame must be [height, width, 3] RGB, got shape {frame.shape}')
+    return fit_frame(frame, *self.input_size)
+
+  def detect(self, frame):
+    """Detections of one frame: (boxes [D, 4] in frame pixels, detection scores [D],
+    unit embeddings [D, E]), valid detections only, best first."""
+    image, scale = self._fit(frame)
+    found = detection.detect(self.model, self.variables, image[None], self.settings)
+    valid = np.asarray(found['valid'][0])
+    return (np.asarray(found['boxes'][0])[valid] / scale, np.asarray(found['scores'][0])[valid],
+            np.asarray(found['embeddings'][0])[valid])
+
+  def embed(self, frame, boxes, valid=None):
+    """[K, E] unit embeddings of boxes [K, 4] (frame pixels) of one frame; zeros where `valid`
+    ([K] bool, default all) is False."""
+    image, scale = self._fit(frame)
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    valid = np.ones(len(boxes), bool) if valid is None else np.asarray(valid, bool)
+    return np.asarray(detection.embed(self.model, self.variables, image[None],
+                                      (boxes * scale)[None], valid[None])[0])
