@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 
 from configs import propagation
+from configs import reid as reid_configs
 from vsreid_jax import checkpoints, models
+from vsreid_jax.reid.model import build_detector
 from vsreid_jax.data import palette
 
 TINY_PATCH = 33
@@ -88,4 +90,17 @@ def fixture_checkpoint_dir(tmp_path_factory):
   variables = jax.tree_util.tree_map_with_path(lambda path, leaf: he_normal(rng, leaf, path), shapes)
   directory = tmp_path_factory.mktemp('mp2s')
   checkpoints.save_model_checkpoint(directory, variables['params'], variables['batch_stats'], config)
+  return directory
+
+
+@pytest.fixture(name='reid_dir', scope='session')
+def fixture_reid_dir(tmp_path_factory):
+  """A smoke-size re-ID detector checkpoint with random weights, made without compiling `init`."""
+  config = reid_configs.get_config('smoke')
+  model = build_detector(config.model)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, 64, 96, 3), np.float32))
+  rng = np.random.default_rng(0)
+  variables = jax.tree_util.tree_map_with_path(lambda path, leaf: he_normal(rng, leaf, path), shapes)
+  directory = tmp_path_factory.mktemp('reid')
+  checkpoints.save_model_checkpoint(directory, variables['params'], variables.get('batch_stats', {}), config)
   return directory

@@ -1,32 +1,16 @@
 """The re-ID detector as the VS-ReID rounds' scorer, and infer.py with both checkpoints."""
 
-import jax
 import numpy as np
 import pytest
 
 import infer
 from configs import reid as reid_configs
-from conftest import he_normal, write_jpeg
-from vsreid_jax import checkpoints
+from conftest import write_jpeg
 from vsreid_jax.data import palette, synthetic
 from vsreid_jax.errors import InputError
 from vsreid_jax.inference import detector_reid
 from vsreid_jax.reid import detection
 from vsreid_jax.reid.frame_detector import FrameDetector, fit_frame
-from vsreid_jax.reid.model import build_detector
-
-
-@pytest.fixture(name='reid_dir', scope='module')
-def fixture_reid_dir(tmp_path_factory):
-  """A smoke-size re-ID detector checkpoint with random weights, made without compiling `init`."""
-  config = reid_configs.get_config('smoke')
-  model = build_detector(config.model)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, 64, 96, 3), np.float32))
-  rng = np.random.default_rng(0)
-  variables = jax.tree_util.tree_map_with_path(lambda path, leaf: he_normal(rng, leaf, path), shapes)
-  directory = tmp_path_factory.mktemp('reid')
-  checkpoints.save_model_checkpoint(directory, variables['params'], variables.get('batch_stats', {}), config)
-  return directory
 
 
 def _clip():

@@ -18,7 +18,8 @@ def code_cells():
           for cell in cells if cell['cell_type'] == 'code']
 
 
-def test_notebook_segments_a_clip_and_shows_an_overlay(checkpoint_dir, tmp_path, monkeypatch):
+def test_notebook_segments_a_clip_and_shows_an_overlay(checkpoint_dir, reid_dir, tmp_path,
+                                                      monkeypatch):
   monkeypatch.chdir(REPO)
   root = make_davis2017(tmp_path / 'davis', {'squares': moving_squares(num_frames=4, height=48, width=64)})
   cells = code_cells()
@@ -26,8 +27,9 @@ def test_notebook_segments_a_clip_and_shows_an_overlay(checkpoint_dir, tmp_path,
   namespace = {}
   exec(cells[0], namespace)  # pylint: disable=exec-used
   exec(cells[1], namespace)  # pylint: disable=exec-used
-  # A tiny random network and a 4-frame clip instead of the shipped ones, to stay fast.
-  namespace.update(CHECKPOINT=checkpoint_dir, SEQUENCE=root / 'JPEGImages' / '480p' / 'squares',
+  # Tiny random networks, one fine-tuning step and a 4-frame clip instead of the shipped ones.
+  namespace.update(CHECKPOINT=checkpoint_dir, REID_CHECKPOINT=reid_dir, FINETUNE_STEPS=1,
+                   SEQUENCE=root / 'JPEGImages' / '480p' / 'squares',
                    FIRST_MASK=root / 'Annotations' / '480p' / 'squares' / '00000.png',
                    OUTPUT=tmp_path / 'colab')
   exec(cells[2], namespace)  # pylint: disable=exec-used

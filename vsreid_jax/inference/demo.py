@@ -5,16 +5,20 @@ generated. Each clip is segmented by every method given, with palette PNGs and
 an overlay video per clip and method, and scored with the DAVIS measures; a
 method with re-ID rounds is also scored without them (its masks before the
 rounds, `<method>-no-reid`). On the synthetic clip the demo also counts the
-objects found again after being fully hidden.
+objects found again after being fully hidden, and draws the masks of every
+method before, during and after the long occlusion (`synthetic-occlusion.png`).
 """
 
 import dataclasses
 import pathlib
 
+import cv2
+
 from vsreid_jax.data import synthetic
 from vsreid_jax.data.davis import DavisDataset
 from vsreid_jax.errors import InputError
 from vsreid_jax.evaluation import davis_eval, occlusion
+from vsreid_jax.inference import overlay
 from vsreid_jax.inference.driver import format_timings, segment_folder
 
 DEMO_SPLIT = 'demo'
@@ -78,7 +82,7 @@ def run_demo(output_dir, segmenters=None, seed=0, log=print):
   """
   output_dir = pathlib.Path(output_dir)
   segmenters = segmenters or {FLOW_BASELINE: None}
-  reports, found_again = {}, {}
+  reports, found_again, synthetic_masks = {}, {}, {}
   for clip in demo_clips(output_dir, seed, log):
     dataset = DavisDataset(clip.root, DEMO_SPLIT)
     for method, segmenter in segmenters.items():
@@ -102,6 +106,10 @@ def run_demo(output_dir, segmenters=None, seed=0, log=print):
               dataset.layout)
           found_again[variant] = occlusion.count_found_again(occlusion.reappearance_scores(
               predicted, clip.video.labels, clip.video.events))
+          synthetic_masks[variant] = predicted
+    if clip.video is not None:
+      figure = occlusion_figure(clip.video, synthetic_masks)
+      cv2.imwrite(str(output_dir / f'{SYNTHETIC_SEQUENCE}.png'), figure[..., ::-1])
   log('')
   log(f'{"method":28} {"clip":10} {"J&F":>6} {"J":>6} {"F":>6}  hidden objects found again')
   for (method, clip), report in reports.items():
@@ -110,5 +118,28 @@ def run_demo(output_dir, segmenters=None, seed=0, log=print):
              if clip == 'synthetic' and method in found_again else '')
     log(f'{method:28} {clip:10} {scores["J&F-Mean"]:6.3f} {scores["J-Mean"]:6.3f} '
         f'{scores["F-Mean"]:6.3f}{found}')
-  log(f'Masks and overlay videos in {output_dir}/<method>/')
+  log(f'Masks and overlay videos in {output_dir}/<method>/; the long occlusion drawn in '
+      f'{output_dir / SYNTHETIC_SEQUENCE}.png')
   return reports
+
+
+def occlusion_figure(video, masks):
+  """Masks of each method (and the ground truth) before, during and after the long occlusion.
+
+  Args:
+    video: the synthetic `SyntheticVideo`.
+    masks: {method: [T, H, W] predicted object ids}.
+
+  Returns:
+    uint8 RGB montage, one row per method.
+  """
+  span = max((s for s in video.events if s.object_id == video.hidden_object_id),
+             key=lambda s: s.length)
+  last = len(video.frames) - 1
+  columns = [max(span.first_frame - 1, 0), (span.first_frame + span.end_frame) // 2,
+             min(span.end_frame, last), min((span.end_frame + last + 1) // 2, last), last]
+  titles = [f'frame {t}' + (' (hidden)' if span.first_frame <= t < span.end_frame else '')
+            for t in columns]
+  rows = [('ground truth', video.labels)] + list(masks.items())
+  return overlay.montage([(name, [overlay.blend_labels(video.frames[t], labels[t])
+                                  for t in columns]) for name, labels in rows], titles)

@@ -84,3 +84,33 @@ class OverlayVideo:
 
   def __exit__(self, error_type, error, traceback):
     self.close(complete=error_type is None)
+
+
+def montage(rows, column_titles, gap=4):
+  """A grid of images with a title over each column and at the left of each row.
+
+  Args:
+    rows: list of (row title, list of uint8 RGB [H, W, 3] images of one size).
+    column_titles: one title per column.
+    gap: pixels between images.
+
+  Returns:
+    uint8 RGB image.
+  """
+  height, width = rows[0][1][0].shape[:2]
+  font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1
+  label_width = max(cv2.getTextSize(title, font, scale, thickness)[0][0] for title, _ in rows) + 2 * gap
+  header = 24
+  canvas = np.full((header + len(rows) * (height + gap), label_width + len(column_titles) * (width + gap),
+                    3), 255, np.uint8)
+  for j, title in enumerate(column_titles):
+    cv2.putText(canvas, title, (label_width + j * (width + gap), header - 8), font, scale, (0, 0, 0),
+                thickness, cv2.LINE_AA)
+  for i, (title, images) in enumerate(rows):
+    top = header + i * (height + gap)
+    cv2.putText(canvas, title, (gap, top + height // 2), font, scale, (0, 0, 0), thickness,
+                cv2.LINE_AA)
+    for j, image in enumerate(images):
+      left = label_width + j * (width + gap)
+      canvas[top:top + height, left:left + width] = image
+  return canvas
