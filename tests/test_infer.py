@@ -114,8 +114,10 @@ def test_demo_runs_and_scores(tmp_path):
   for method in methods:
     assert len(list((tmp_path / 'demo' / method / 'car-shadow').glob('*.png'))) == 40
     assert (tmp_path / 'demo' / method / 'global_results-demo-synthetic.csv').is_file()
-    assert re.search(rf'^{method} +synthetic .* \d of \d$', done.stdout, re.MULTILINE), done.stdout
+    assert re.search(rf'^\| {method} \| synthetic \|.* \| \d of \d \|$', done.stdout,
+                     re.MULTILINE), done.stdout
   assert (tmp_path / 'demo' / 'vs-reid' / 'synthetic-occlusion.mp4').is_file()
+  assert (tmp_path / 'demo' / 'synthetic-occlusion.png').is_file()
 
 
 def test_davis_frame_folder_finds_its_first_annotation(tmp_path):

@@ -37,11 +37,20 @@ FINETUNE_STEPS = 100
 
 
 @dataclasses.dataclass(frozen=True)
-class DemoClip:
-  """A demo clip: its name, DAVIS root (split `DEMO_SPLIT`) and, if synthetic, its video."""
+class Clip:
+  """DAVIS-layout sequences to segment and score together.
+
+  Attributes:
+    name: the clip's name in tables and CSV names.
+    root: its DAVIS root.
+    split: its split there.
+    videos: for synthetic sequences, {sequence name: `SyntheticVideo`}, whose
+      hidden spans give the count of objects found again.
+  """
   name: str
   root: pathlib.Path
-  video: synthetic.SyntheticVideo | None = None
+  split: str = DEMO_SPLIT
+  videos: dict = dataclasses.field(default_factory=dict)
 
 
 def demo_clips(output_dir, seed=0, log=print):
@@ -57,7 +66,8 @@ def demo_clips(output_dir, seed=0, log=print):
   log(f'{SYNTHETIC_SEQUENCE}: {config.num_frames} frames, {config.num_objects} objects; object '
       f'{hidden.object_id} is hidden in frames {hidden.first_frame}-{hidden.end_frame - 1} '
       f'({video.hide_by}) and reappears elsewhere')
-  return [DemoClip('davis', SHIPPED_DATA), DemoClip('synthetic', synthetic_root, video)]
+  return [Clip('davis', SHIPPED_DATA),
+          Clip('synthetic', synthetic_root, videos={SYNTHETIC_SEQUENCE: video})]
 
 
 def has_reid(segmenter):
@@ -66,61 +76,102 @@ def has_reid(segmenter):
           and getattr(segmenter, 'reid_factory', None) is not None)
 
 
-def run_demo(output_dir, segmenters=None, seed=0, log=print):
-  """Segments and scores the demo clips with each method.
+@dataclasses.dataclass
+class Scores:
+  """The DAVIS report of one method on one clip and, for synthetic clips, the hidden objects
+  found again and the predicted masks of each synthetic sequence."""
+  report: davis_eval.EvaluationReport
+  found_again: tuple[int, int] | None = None
+  masks: dict = dataclasses.field(default_factory=dict)
+
+
+def segment_and_score(clips, segmenters, output_dir, log=print, overlays=True):
+  """Segments every sequence of every clip with each method and scores the results.
 
   Args:
-    output_dir: receives `<method>/<sequence>/*.png`, `<method>/<sequence>.mp4`
-      overlays and `<method>/global_results-<clip>.csv` scores.
+    clips: `Clip`s.
     segmenters: {method name: segmenter (`VSReID`-like) or None for flow-only
-      propagation}; default the flow-only baseline alone.
-    seed: seed of the synthetic clip.
-    log: callable for progress and result lines.
+      propagation}. A method with re-ID rounds is also scored without them
+      (its masks before the rounds), as `<method>-no-reid`.
+    output_dir: receives `<method>/<sequence>/*.png`, `<method>/<sequence>.mp4`
+      overlays and `<method>/global_results-<split>-<clip>.csv` scores.
+    log: callable for progress lines.
+    overlays: write the overlay videos.
 
   Returns:
-    {(method, clip name): `EvaluationReport`}, with the `-no-reid` variants.
+    {(method, clip name): `Scores`}.
   """
   output_dir = pathlib.Path(output_dir)
-  segmenters = segmenters or {FLOW_BASELINE: None}
-  reports, found_again, synthetic_masks = {}, {}, {}
-  for clip in demo_clips(output_dir, seed, log):
-    dataset = DavisDataset(clip.root, DEMO_SPLIT)
+  results = {}
+  for clip in clips:
+    dataset = DavisDataset(clip.root, clip.split)
     for method, segmenter in segmenters.items():
       variants = [method] + ([method + NO_REID_SUFFIX] if has_reid(segmenter) else [])
       for sequence in dataset:
         timings = segment_folder(
             sequence.frames.paths[0].parent, sequence.annotation_paths[0],
             output_dir / method / sequence.name, segmenter=segmenter, log=log,
-            overlay_path=output_dir / method / f'{sequence.name}.mp4',
+            overlay_path=output_dir / method / f'{sequence.name}.mp4' if overlays else None,
             propagation_only_dir=(output_dir / variants[-1] / sequence.name
                                   if len(variants) > 1 else None))
         log(f'{method}, {sequence.name}: {format_timings(timings)}')
       for variant in variants:
-        results = output_dir / variant
-        reports[variant, clip.name] = davis_eval.evaluate(results, clip.root, DEMO_SPLIT, log=None,
-                                                          sequences=dataset.sequence_names)
-        davis_eval.write_csvs(reports[variant, clip.name], results, f'{DEMO_SPLIT}-{clip.name}')
-        if clip.video is not None:
-          predicted = davis_eval.read_result_masks(
-              results, SYNTHETIC_SEQUENCE, dataset.sequence(SYNTHETIC_SEQUENCE).frames.names,
-              dataset.layout)
-          found_again[variant] = occlusion.count_found_again(occlusion.reappearance_scores(
-              predicted, clip.video.labels, clip.video.events))
-          synthetic_masks[variant] = predicted
-    if clip.video is not None:
-      figure = occlusion_figure(clip.video, synthetic_masks)
-      cv2.imwrite(str(output_dir / f'{SYNTHETIC_SEQUENCE}.png'), figure[..., ::-1])
+        variant_dir = output_dir / variant
+        scores = Scores(davis_eval.evaluate(variant_dir, clip.root, clip.split, log=None,
+                                            sequences=dataset.sequence_names))
+        davis_eval.write_csvs(scores.report, variant_dir, f'{clip.split}-{clip.name}')
+        found, hidden = 0, 0
+        for name, video in clip.videos.items():
+          scores.masks[name] = davis_eval.read_result_masks(
+              variant_dir, name, dataset.sequence(name).frames.names, dataset.layout)
+          counts = occlusion.count_found_again(occlusion.reappearance_scores(
+              scores.masks[name], video.labels, video.events))
+          found, hidden = found + counts[0], hidden + counts[1]
+        if clip.videos:
+          scores.found_again = (found, hidden)
+        results[variant, clip.name] = scores
+  return results
+
+
+def format_scores(results):
+  """A Markdown table of `segment_and_score` results: J&F, J, F and hidden objects found again."""
+  lines = ['| method | clip | J&F | J | F | hidden objects found again |', '|---|---|---|---|---|---|']
+  for (method, clip), scores in results.items():
+    values = scores.report.global_scores()
+    found = f'{scores.found_again[0]} of {scores.found_again[1]}' if scores.found_again else ''
+    lines.append(f'| {method} | {clip} | {values["J&F-Mean"]:.3f} | {values["J-Mean"]:.3f} | '
+                 f'{values["F-Mean"]:.3f} | {found} |')
+  return '\n'.join(lines)
+
+
+def run_demo(output_dir, segmenters=None, seed=0, log=print):
+  """Segments and scores the demo clips with each method (see `segment_and_score`) and draws
+  the long occlusion of the synthetic clip.
+
+  Args:
+    output_dir: receives the masks, overlays and CSVs, and `synthetic-occlusion.png`.
+    segmenters: {method name: segmenter or None for flow-only propagation};
+      default the flow-only baseline alone.
+    seed: seed of the synthetic clip.
+    log: callable for progress and result lines.
+
+  Returns:
+    {(method, clip name): `Scores`}, with the `-no-reid` variants.
+  """
+  output_dir = pathlib.Path(output_dir)
+  clips = demo_clips(output_dir, seed, log)
+  results = segment_and_score(clips, segmenters or {FLOW_BASELINE: None}, output_dir, log)
+  synthetic_clip = clips[-1]
+  figure = occlusion_figure(synthetic_clip.videos[SYNTHETIC_SEQUENCE], {
+      method: scores.masks[SYNTHETIC_SEQUENCE] for (method, clip), scores in results.items()
+      if clip == synthetic_clip.name})
+  figure_path = output_dir / f'{SYNTHETIC_SEQUENCE}.png'
+  cv2.imwrite(str(figure_path), figure[..., ::-1])
   log('')
-  log(f'{"method":28} {"clip":10} {"J&F":>6} {"J":>6} {"F":>6}  hidden objects found again')
-  for (method, clip), report in reports.items():
-    scores = report.global_scores()
-    found = (f'  {found_again[method][0]} of {found_again[method][1]}'
-             if clip == 'synthetic' and method in found_again else '')
-    log(f'{method:28} {clip:10} {scores["J&F-Mean"]:6.3f} {scores["J-Mean"]:6.3f} '
-        f'{scores["F-Mean"]:6.3f}{found}')
+  log(format_scores(results))
   log(f'Masks and overlay videos in {output_dir}/<method>/; the long occlusion drawn in '
-      f'{output_dir / SYNTHETIC_SEQUENCE}.png')
-  return reports
+      f'{figure_path}')
+  return results
 
 
 def occlusion_figure(video, masks):
