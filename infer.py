@@ -20,8 +20,6 @@ from vsreid_jax.errors import InputError, exit_on_input_error
 from vsreid_jax.evaluation import davis_eval
 from vsreid_jax.flow import dis
 from vsreid_jax.inference import dataset, demo, driver
-from vsreid_jax.inference.detector_reid import detector_reid_factory
-from vsreid_jax.inference.vsreid import VSReID
 
 SHIPPED_NAMES = tuple(str(path.relative_to(demo.REPOSITORY))
                       for path in (demo.SHIPPED_PROPAGATION, demo.SHIPPED_REID))
@@ -84,46 +82,35 @@ def make_segmenter(args, log=print):
       raise InputError(f'{", ".join(flags)} cannot be used with --flow-only')
     log('segmenting by optical flow alone (--flow-only)')
     return None
-  propagation, shipped = args.propagation_checkpoint, args.propagation_checkpoint is None
-  if shipped:
-    propagation = demo.SHIPPED_PROPAGATION
-    if not propagation.is_dir():
-      raise InputError(f'{propagation}: the shipped propagation network is missing (run from a '
-                       'checkout of the repository, or pass --propagation-checkpoint or --flow-only)')
+  if args.no_reid and args.reid_checkpoint is not None:
+    raise InputError('--reid-checkpoint cannot be used with --no-reid')
+  propagation = args.propagation_checkpoint or demo.SHIPPED_PROPAGATION
+  if args.propagation_checkpoint is None and not propagation.is_dir():
+    raise InputError(f'{propagation}: the shipped propagation network is missing (run from a '
+                     'checkout of the repository, or pass --propagation-checkpoint or --flow-only)')
   finetune_steps = args.finetune_steps
   if finetune_steps is None:
-    finetune_steps = demo.FINETUNE_STEPS if shipped else 0
-  config = inference_config.get_config()
-  config.flip, config.reid = not args.no_flip, not args.no_reid
+    finetune_steps = demo.FINETUNE_STEPS if args.propagation_checkpoint is None else 0
   reid = args.reid_checkpoint
-  if reid is None and demo.SHIPPED_REID.is_dir():
-    reid = demo.SHIPPED_REID
-  reid_factory = detector_reid_factory(reid) if reid is not None and config.reid else None
+  if reid is None and not args.no_reid:
+    reid = demo.SHIPPED_REID if demo.SHIPPED_REID.is_dir() else None
+  config = inference_config.get_config()
+  config.flip = not args.no_flip
   log(f'propagation network: {propagation}'
       + (f', fine-tuned for {finetune_steps} steps on the first frame' if finetune_steps else '')
-      + f'; re-ID: {reid if reid_factory else "off"}')
-  if finetune_steps:
-    # Fine-tuning brings in the training input pipeline (TensorFlow): seconds of imports.
-    from vsreid_jax.inference.finetuned import FinetunedVSReID  # pylint: disable=g-import-not-at-top
-    return FinetunedVSReID.from_checkpoint(propagation, config, finetune_steps, reid_factory)
-  return VSReID.from_checkpoint(propagation, config, reid_factory)
-
-
-def demo_segmenters():
-  """The demo's methods: flow-only propagation and, when they ship, VS-ReID with the shipped
-  networks (the propagation network fine-tuned on each clip's first frame)."""
-  segmenters = {demo.FLOW_BASELINE: None}
-  if demo.SHIPPED_PROPAGATION.is_dir():
-    config = inference_config.get_config()
-    reid_factory = detector_reid_factory(demo.SHIPPED_REID) if demo.SHIPPED_REID.is_dir() else None
-    from vsreid_jax.inference.finetuned import FinetunedVSReID  # pylint: disable=g-import-not-at-top
-    segmenters['vs-reid'] = FinetunedVSReID.from_checkpoint(
-        demo.SHIPPED_PROPAGATION, config, demo.FINETUNE_STEPS, reid_factory)
-  return segmenters
+      + f'; re-ID: {reid or ("off" if args.no_reid else f"off ({SHIPPED_NAMES[1]} is missing)")}')
+  return demo.vsreid_segmenter(config, propagation, reid, finetune_steps)
 
 
 def check_mode(args):
   """Raises `InputError` for flags that the chosen mode lacks or does not take."""
+  if args.demo:
+    defaults = vars(parse_args([]))
+    flags = [f'--{name.replace("_", "-")}' for name, value in vars(args).items()
+             if name not in ('demo', 'output') and value != defaults[name]]
+    if flags:
+      raise InputError(f'{", ".join(flags)} cannot be used with --demo (it runs fixed methods)')
+    return
   if args.sequence is not None and args.davis_root is not None:
     raise InputError('use either --sequence or --davis-root, not both')
   if args.davis_root is None:
@@ -146,7 +133,9 @@ def check_mode(args):
 def main(argv=None):
   args = parse_args(argv)
   if args.demo:
-    return demo.run_demo(args.output or pathlib.Path('outputs/demo'), demo_segmenters())
+    check_mode(args)
+    return demo.run_demo(args.output or pathlib.Path('outputs/demo'), demo.demo_segmenters(
+        inference_config.get_config()))
   if args.sequence is not None and args.first_mask is None:
     args.first_mask = video.davis_first_mask(args.sequence)
   check_mode(args)

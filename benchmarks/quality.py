@@ -13,27 +13,27 @@ hidden objects give the count found again after being fully hidden.
 """
 
 import argparse
+import dataclasses
 import pathlib
+import shutil
 import time
 
 from configs import inference as inference_config
 from vsreid_jax.data import synthetic
+from vsreid_jax.errors import exit_on_input_error
 from vsreid_jax.inference import demo
-from vsreid_jax.inference.detector_reid import detector_reid_factory
-from vsreid_jax.inference.finetuned import FinetunedVSReID
-from vsreid_jax.inference.vsreid import VSReID
 
 
 def synthetic_clip(root, count, seed):
-  """`count` synthetic videos written to `root` (split 'test') as one `demo.Clip`."""
-  videos = {}
-  for index in range(count):
-    videos[f'synthetic-{seed + index}'] = synthetic.generate_video(synthetic.SyntheticVideoConfig(
-        num_frames=48, height=240, width=427, seed=seed + index))
+  """`count` synthetic videos written to `root` (split 'test', replacing any) as one `demo.Clip`."""
+  shutil.rmtree(root, ignore_errors=True)
+  videos = {f'synthetic-{seed + index}': synthetic.generate_video(
+      dataclasses.replace(demo.SYNTHETIC_CLIP, seed=seed + index)) for index in range(count)}
   synthetic.write_davis(root, videos, 'test')
   return demo.Clip('synthetic', root, 'test', videos)
 
 
+@exit_on_input_error
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--propagation-checkpoint', type=pathlib.Path,
@@ -48,16 +48,14 @@ def main():
   args = parser.parse_args()
   clips = []
   if args.davis_root:
-    clips.append(demo.Clip(f'DAVIS {args.split}', args.davis_root, args.split))
+    clips.append(demo.Clip(f'davis-{args.split}', args.davis_root, args.split))
   if args.synthetic_videos:
     clips.append(synthetic_clip(args.output / 'synthetic_data', args.synthetic_videos, args.seed))
   config = inference_config.get_config()
-  reid_factory = detector_reid_factory(args.reid_checkpoint)
-  segmenters = {
-      demo.FLOW_BASELINE: None,
-      'vs-reid': VSReID.from_checkpoint(args.propagation_checkpoint, config, reid_factory),
-      'vs-reid-ft': FinetunedVSReID.from_checkpoint(args.propagation_checkpoint, config,
-                                                    args.finetune_steps, reid_factory)}
+  segmenters = {demo.FLOW_BASELINE: None}
+  for name, steps in (('vs-reid', 0), ('vs-reid-ft', args.finetune_steps)):
+    segmenters[name] = demo.vsreid_segmenter(config, args.propagation_checkpoint,
+                                             args.reid_checkpoint, steps)
   start = time.perf_counter()
   results = demo.segment_and_score(clips, segmenters, args.output, log=lambda line: None,
                                    overlays=False)

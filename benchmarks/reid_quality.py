@@ -11,6 +11,7 @@ for the measures; instances of fewer than --min-area pixels are skipped.
 """
 
 import argparse
+import dataclasses
 import pathlib
 import time
 
@@ -20,17 +21,15 @@ import numpy as np
 
 from vsreid_jax.data import synthetic
 from vsreid_jax.data.davis import DavisDataset
+from vsreid_jax.errors import exit_on_input_error
+from vsreid_jax.inference import demo
 from vsreid_jax.reid.evaluation import ReidCounts, score_video
 from vsreid_jax.reid.frame_detector import FrameDetector
 from vsreid_jax.training.reid_data import object_boxes
 
-SYNTHETIC_SEED = 1000
-
-
 def synthetic_videos(count, seed):
   for index in range(count):
-    video = synthetic.generate_video(synthetic.SyntheticVideoConfig(
-        num_frames=48, height=240, width=427, seed=seed + index))
+    video = synthetic.generate_video(dataclasses.replace(demo.SYNTHETIC_CLIP, seed=seed + index))
     queries = np.arange(video.boxes.shape[1]) < video.config.num_objects
     yield video.frames, video.boxes, video.visible_area, queries
 
@@ -58,20 +57,22 @@ def measure(detector, videos, min_area):
   return counts
 
 
+@exit_on_input_error
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--checkpoint', type=pathlib.Path, default=pathlib.Path('models/reid_demo'))
+  parser.add_argument('--checkpoint', type=pathlib.Path, default=demo.SHIPPED_REID)
   parser.add_argument('--davis-root', type=pathlib.Path)
   parser.add_argument('--split', default='val')
   parser.add_argument('--synthetic-videos', type=int, default=5)
+  parser.add_argument('--seed', type=int, default=1000, help='seed of the first synthetic video')
   parser.add_argument('--min-area', type=int, default=100)
   args = parser.parse_args()
   trained = FrameDetector.from_checkpoint(args.checkpoint)
   random_variables = jax.jit(trained.model.init)(
       jax.random.key(0), jnp.zeros((1,) + trained.input_size + (3,)))
   untrained = FrameDetector(trained.model, random_variables, trained.settings, trained.input_size)
-  sources = [(f'synthetic x{args.synthetic_videos}, seeds {SYNTHETIC_SEED}+',
-              lambda: synthetic_videos(args.synthetic_videos, SYNTHETIC_SEED))]
+  sources = [(f'synthetic x{args.synthetic_videos}, seeds {args.seed}+',
+              lambda: synthetic_videos(args.synthetic_videos, args.seed))]
   if args.davis_root:
     sources.append((f'DAVIS {args.split}', lambda: davis_videos(args.davis_root, args.split)))
   print(f'{args.checkpoint}, frames fitted into {trained.input_size[0]}x{trained.input_size[1]}, '

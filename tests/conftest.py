@@ -11,8 +11,8 @@ from PIL import Image
 from configs import propagation
 from configs import reid as reid_configs
 from vsreid_jax import checkpoints, models
-from vsreid_jax.reid.model import build_detector
 from vsreid_jax.data import palette
+from vsreid_jax.reid.model import build_detector
 
 TINY_PATCH = 33
 SHARED_DAVIS2016 = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'DAVIS2016'

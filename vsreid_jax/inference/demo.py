@@ -19,7 +19,10 @@ from vsreid_jax.data.davis import DavisDataset
 from vsreid_jax.errors import InputError
 from vsreid_jax.evaluation import davis_eval, occlusion
 from vsreid_jax.inference import overlay
+from vsreid_jax.inference.detector_reid import detector_reid_factory
 from vsreid_jax.inference.driver import format_timings, segment_folder
+from vsreid_jax.inference.finetuned import FinetunedVSReID
+from vsreid_jax.inference.vsreid import VSReID
 
 DEMO_SPLIT = 'demo'
 SYNTHETIC_SEQUENCE = 'synthetic-occlusion'
@@ -34,6 +37,9 @@ NO_REID_SUFFIX = '-no-reid'
 # Online fine-tuning steps of the shipped network on each video's first frame
 # (about 30 s per clip on 2 cores).
 FINETUNE_STEPS = 100
+# Held-out synthetic videos (demo clip, quality benchmarks): as the demo configs' training
+# videos but twice as long; their seeds are never used in training.
+SYNTHETIC_CLIP = synthetic.SyntheticVideoConfig(num_frames=48, height=240, width=427)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +65,7 @@ def demo_clips(output_dir, seed=0, log=print):
     raise InputError(f'{SHIPPED_DATA}: the demo clip is missing (run the demo from a checkout of '
                      'the repository)')
   synthetic_root = pathlib.Path(output_dir) / 'synthetic_data'
-  config = synthetic.SyntheticVideoConfig(num_frames=48, height=240, width=427, seed=seed)
+  config = dataclasses.replace(SYNTHETIC_CLIP, seed=seed)
   video = synthetic.generate_video(config)
   synthetic.write_davis(synthetic_root, {SYNTHETIC_SEQUENCE: video}, DEMO_SPLIT)
   hidden = next(span for span in video.events if span.object_id == video.hidden_object_id)
@@ -68,6 +74,39 @@ def demo_clips(output_dir, seed=0, log=print):
       f'({video.hide_by}) and reappears elsewhere')
   return [Clip('davis', SHIPPED_DATA),
           Clip('synthetic', synthetic_root, videos={SYNTHETIC_SEQUENCE: video})]
+
+
+def vsreid_segmenter(config, propagation_dir=SHIPPED_PROPAGATION, reid_dir=SHIPPED_REID,
+                     finetune_steps=FINETUNE_STEPS):
+  """VS-ReID with the given networks (default the shipped ones).
+
+  Args:
+    config: the inference config.
+    propagation_dir: the propagation network's checkpoint.
+    reid_dir: the re-ID detector's checkpoint, or None for no re-ID rounds.
+    finetune_steps: online fine-tuning steps on each video's first frame (0: none).
+
+  Returns:
+    a `FinetunedVSReID` if `finetune_steps`, else a `VSReID`.
+
+  Raises:
+    InputError: a checkpoint is missing or holds another network.
+  """
+  reid_factory = detector_reid_factory(reid_dir) if reid_dir is not None else None
+  if finetune_steps:
+    return FinetunedVSReID.from_checkpoint(propagation_dir, config, finetune_steps, reid_factory)
+  return VSReID.from_checkpoint(propagation_dir, config, reid_factory)
+
+
+def demo_segmenters(config):
+  """The demo's methods: flow-only propagation and, when it ships, VS-ReID with the shipped
+  networks (the propagation network fine-tuned on each clip's first frame), run with the
+  inference `config`."""
+  segmenters = {FLOW_BASELINE: None}
+  if SHIPPED_PROPAGATION.is_dir():
+    segmenters['vs-reid'] = vsreid_segmenter(
+        config, reid_dir=SHIPPED_REID if SHIPPED_REID.is_dir() else None)
+  return segmenters
 
 
 def has_reid(segmenter):

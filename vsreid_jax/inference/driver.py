@@ -87,13 +87,19 @@ def segment_and_write(frames, first_mask, flow_source, output_dir, segmenter=Non
   if segmenter is None:
     label_maps = propagate_by_flow(first_mask, flow_source, timings)
   else:
+    propagation_only_writing = [0.0]
+
     def write_propagation_only(segmentation):
+      begin = time.perf_counter()
       video.write_label_sequence(propagation_only_dir, frames.names, segmentation.label_maps())
+      propagation_only_writing[0] = time.perf_counter() - begin
 
     segmentation = segmenter.segment(frames, first_mask, flow_source, log,
                                      write_propagation_only if propagation_only_dir else None)
     stages = {stage: seconds for stage, seconds in segmentation.timings.items() if stage != 'total'}
-    timings.update(stages, other=segmentation.timings['total'] - sum(stages.values()))
+    # Writing the propagation-only masks counts as writing (the remainder below), not 'other'.
+    timings.update(stages, other=segmentation.timings['total'] - sum(stages.values())
+                   - propagation_only_writing[0])
     label_maps = segmentation.label_maps()
   bar = tqdm.tqdm(label_maps, total=len(frames), desc=name, unit='frame',
                   disable=not show_progress, leave=False)

@@ -21,7 +21,8 @@ def fit_frame(frame, height, width, zoom=1.0):
 
 
 class FrameDetector:
-  """`detect` and `embed` of one frame at a time; every frame size runs one compiled program."""
+  """`detect` and `embed` of one frame at a time; frames of every size share one compiled
+  program."""
 
   def __init__(self, model, variables, settings, input_size):
     """Args:
@@ -59,7 +60,10 @@ class FrameDetector:
     image, scale = self._fit(frame)
     found = detection.detect(self.model, self.variables, image[None], self.settings)
     valid = np.asarray(found['valid'][0])
-    return (np.asarray(found['boxes'][0])[valid] / scale, np.asarray(found['scores'][0])[valid],
+    # Boxes may cover the padding beyond the frame.
+    height, width = np.shape(frame)[:2]
+    boxes = np.clip(np.asarray(found['boxes'][0])[valid] / scale, 0, [width, height, width, height])
+    return (boxes, np.asarray(found['scores'][0])[valid],
             np.asarray(found['embeddings'][0])[valid])
 
   def embed(self, frame, boxes, valid=None):

@@ -53,10 +53,10 @@ def validate_config(config, num_devices):
     group, name = field.split('.')
     if not 0.0 <= config[group][name] <= 1.0:
       raise InputError(f'config.{field} must lie in [0, 1], got {config[group][name]!r}')
-  low, high = config.data.scale_range
-  if not 0 < low <= high:
-    raise InputError(f'config.data.scale_range must be (low, high) with 0 < low <= high, '
-                     f'got {tuple(config.data.scale_range)}')
+  scale_range = tuple(config.data.scale_range)
+  if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1] <= 1:
+    raise InputError(f'config.data.scale_range must be (low, high) with 0 < low <= high <= 1, '
+                     f'got {scale_range}')
 
 
 def make_sampler(config, workdir):
@@ -67,17 +67,24 @@ def make_sampler(config, workdir):
   that fraction of DAVIS examples is replaced by synthetic ones.
   """
   data = config.data
-  fit = lambda root, split: reid_data.FrameBoxSampler(
-      DavisDataset(root, split, data.layout), (data.image_height, data.image_width),
-      data.max_boxes, scale_range=tuple(data.scale_range))
-  synthetic_sampler = lambda: fit(propagation_data.prepare_synthetic_root(
-      workdir / 'synthetic_instances', data.synthetic.num_train_videos,
-      data.synthetic.num_eval_videos, SyntheticVideoConfig(
-          num_frames=data.synthetic.num_frames, height=data.synthetic.height,
-          width=data.synthetic.width, hidden_frames=(4, 8)), config.seed, 'instances'), 'train')
+
+  def split_sampler(root, split):
+    return reid_data.FrameBoxSampler(DavisDataset(root, split, data.layout),
+                                     (data.image_height, data.image_width), data.max_boxes,
+                                     scale_range=tuple(data.scale_range))
+
+  def synthetic_sampler():
+    video = SyntheticVideoConfig(num_frames=data.synthetic.num_frames,
+                                 height=data.synthetic.height, width=data.synthetic.width,
+                                 hidden_frames=(4, 8))
+    root = propagation_data.prepare_synthetic_root(
+        workdir / 'synthetic_instances', data.synthetic.num_train_videos,
+        data.synthetic.num_eval_videos, video, config.seed, 'instances')
+    return split_sampler(root, 'train')
+
   if data.source == 'synthetic':
     return synthetic_sampler()
-  sampler = fit(pathlib.Path(data.root), data.train_split)
+  sampler = split_sampler(pathlib.Path(data.root), data.train_split)
   if data.synthetic_fraction > 0:
     sampler = reid_data.IdentityMixture(
         [sampler, synthetic_sampler()], [1 - data.synthetic_fraction, data.synthetic_fraction])
