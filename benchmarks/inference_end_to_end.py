@@ -25,6 +25,7 @@ import numpy as np
 
 from vsreid_jax import checkpoints, convert, models
 from vsreid_jax.data import synthetic
+from vsreid_jax.models.random_init import he_random_variables
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -32,16 +33,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 def random_checkpoint(directory, config, build, inputs):
   """Saves He-scaled random variables of the network `build(config.model)` with `config`."""
   model = build(config.model)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), *inputs)
-  rng = np.random.default_rng(0)
-
-  def sample(path, leaf):
-    name = path[-1].key
-    if name == 'kernel':
-      return rng.normal(0, np.sqrt(2 / np.prod(leaf.shape[:-1])), leaf.shape).astype(leaf.dtype)
-    return (np.ones if name in ('scale', 'var') else np.zeros)(leaf.shape, leaf.dtype)
-
-  variables = jax.tree_util.tree_map_with_path(sample, shapes)
+  variables = he_random_variables(jax.eval_shape(model.init, jax.random.key(0), *inputs))
   checkpoints.save_model_checkpoint(directory, variables['params'], variables.get('batch_stats', {}), config)
 
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vsreid_jax import convert, models
+from vsreid_jax.models.random_init import he_random_variables
 
 
 def measure_matmul_peak(dtype, repeats=5):
@@ -35,19 +36,6 @@ def measure_matmul_peak(dtype, repeats=5):
   return 2 * n**3 / min(seconds)
 
 
-def random_variables(abstract, seed=0):
-  """He-scaled random kernels, zero biases: activations keep a sane range."""
-  rng = np.random.default_rng(seed)
-
-  def sample(path, leaf):
-    if path[-1].key != 'kernel':
-      return np.zeros(leaf.shape, np.float32)
-    fan_in = np.prod(leaf.shape[:-1])
-    return (rng.standard_normal(leaf.shape, np.float32) * np.sqrt(2.0 / fan_in)).astype(np.float32)
-
-  return jax.tree_util.tree_map_with_path(sample, abstract)
-
-
 def time_forward(model_config, size, patches, baseline, repeats):
   """(compile seconds, FLOPs, median seconds) of one jitted forward."""
   model = models.build_propagation_model(model_config, inference=not baseline)
@@ -56,7 +44,7 @@ def time_forward(model_config, size, patches, baseline, repeats):
             rng.normal(0, 3, (patches, size, size, 2)).astype(np.float32),
             rng.uniform(0, 1, (patches, size, size, 1)).astype(np.float32))
   abstract = jax.eval_shape(model.init, jax.random.key(0), *inputs)
-  variables = jax.device_put(random_variables(abstract))
+  variables = jax.device_put(he_random_variables(abstract))
   if baseline:
     forward = jax.jit(lambda v, *x: model.apply(v, *x, train=False))
     variables['batch_stats'] = jax.tree.map(jnp.ones_like, variables['batch_stats'])

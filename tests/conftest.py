@@ -12,6 +12,7 @@ from configs import propagation
 from configs import reid as reid_configs
 from vsreid_jax import checkpoints, models
 from vsreid_jax.data import palette
+from vsreid_jax.models.random_init import he_random_variables
 from vsreid_jax.reid.model import build_detector
 
 TINY_PATCH = 33
@@ -70,14 +71,6 @@ def shared_davis2016():
   return SHARED_DAVIS2016
 
 
-def he_normal(rng, leaf, path):
-  """Random variables of a leaf's shape: He-scaled kernels, unit scales and variances, zero rest."""
-  name = path[-1].key
-  if name == 'kernel':
-    return rng.normal(0, np.sqrt(2 / np.prod(leaf.shape[:-1])), leaf.shape).astype(leaf.dtype)
-  return (np.ones if name in ('scale', 'var') else np.zeros)(leaf.shape, leaf.dtype)
-
-
 @pytest.fixture(name='checkpoint_dir', scope='session')
 def fixture_checkpoint_dir(tmp_path_factory):
   """A smoke-size MP2S checkpoint with random weights, made without compiling `init`."""
@@ -86,8 +79,7 @@ def fixture_checkpoint_dir(tmp_path_factory):
   model = models.build_propagation_model(config.model)
   inputs = [jax.ShapeDtypeStruct((1, TINY_PATCH, TINY_PATCH, channels), np.float32) for channels in (3, 2, 1)]
   shapes = jax.eval_shape(model.init, jax.random.key(0), *inputs)
-  rng = np.random.default_rng(0)
-  variables = jax.tree_util.tree_map_with_path(lambda path, leaf: he_normal(rng, leaf, path), shapes)
+  variables = he_random_variables(shapes)
   directory = tmp_path_factory.mktemp('mp2s')
   checkpoints.save_model_checkpoint(directory, variables['params'], variables['batch_stats'], config)
   return directory
@@ -99,8 +91,7 @@ def fixture_reid_dir(tmp_path_factory):
   config = reid_configs.get_config('smoke')
   model = build_detector(config.model)
   shapes = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, 64, 96, 3), np.float32))
-  rng = np.random.default_rng(0)
-  variables = jax.tree_util.tree_map_with_path(lambda path, leaf: he_normal(rng, leaf, path), shapes)
+  variables = he_random_variables(shapes)
   directory = tmp_path_factory.mktemp('reid')
   checkpoints.save_model_checkpoint(directory, variables['params'], variables.get('batch_stats', {}), config)
   return directory
