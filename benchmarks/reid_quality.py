@@ -77,15 +77,18 @@ def main():
     sources.append((f'DAVIS {args.split}', lambda: davis_videos(args.davis_root, args.split)))
   print(f'{args.checkpoint}, frames fitted into {trained.input_size[0]}x{trained.input_size[1]}, '
         f'{jax.devices()[0].device_kind}')
-  print('| data | weights | queries | detection recall | retrieval top-1 (chance) | re-ID hits | s |')
-  print('|---|---|---|---|---|---|---|')
+  print('| data | weights | queries | detection recall | retrieval top-1 (chance) | re-ID hits | '
+        'score own / best other template | s |')
+  print('|---|---|---|---|---|---|---|---|')
   for name, videos in sources:
     for weights, detector in (('trained', trained), ('random', untrained)):
       start = time.perf_counter()
       counts = measure(detector, videos(), args.min_area)
       recall, top1, hits, chance = counts.rates()
+      own, other = counts.mean_scores()
       print(f'| {name} | {weights} | {counts.queries} | {recall:.3f} | {top1:.3f} ({chance:.3f}) | '
-            f'{hits:.3f} | {time.perf_counter() - start:.0f} |', flush=True)
+            f'{hits:.3f} | {own:.3f} / {other:.3f} | {time.perf_counter() - start:.0f} |',
+            flush=True)
 
 
 if __name__ == '__main__':

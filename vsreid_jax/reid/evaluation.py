@@ -5,7 +5,9 @@ For each query (an instance's ground-truth box in a later frame) it measures:
 - retrieval top-1: of the first-frame templates (every instance visible in the
   first frame), the query's embedding is closest to its own;
 - re-ID hit: the detection that scores highest against the instance's template,
-  as the VS-ReID rounds pick it, overlaps the box with IoU >= 0.5.
+  as the VS-ReID rounds pick it, overlaps the box with IoU >= 0.5;
+- scores: the cosine similarity of the query's box with its own template and
+  with the most similar other template (what a re-ID threshold must separate).
 """
 
 import dataclasses
@@ -26,6 +28,8 @@ class ReidCounts:
   retrieved: int = 0
   reid_hits: int = 0
   chance: float = 0.0
+  own_score: float = 0.0
+  other_score: float = 0.0
 
   def add(self, other):
     for field in dataclasses.fields(self):
@@ -35,6 +39,11 @@ class ReidCounts:
     """(detection recall, retrieval top-1, re-ID hit rate, chance top-1), each over queries."""
     n = max(self.queries, 1)
     return self.detected / n, self.retrieved / n, self.reid_hits / n, self.chance / n
+
+  def mean_scores(self):
+    """(mean score with the own template, mean best score with another template)."""
+    n = max(self.queries, 1)
+    return self.own_score / n, self.other_score / n
 
 
 def score_video(detector, frames, boxes, visible, queries=None):
@@ -61,7 +70,13 @@ def score_video(detector, frames, boxes, visible, queries=None):
     retrieval = np.where(visible[0], np.asarray(detection.reid_scores(
         detector.embed(frames[t], truth), templates)), -np.inf)
     counts.queries += len(truth)
-    counts.retrieved += int(np.sum(np.argmax(retrieval, axis=1) == np.flatnonzero(asked)))
+    own = np.flatnonzero(asked)
+    counts.retrieved += int(np.sum(np.argmax(retrieval, axis=1) == own))
+    counts.own_score += float(np.sum(retrieval[np.arange(len(own)), own]))
+    others = retrieval.copy()
+    others[np.arange(len(own)), own] = -np.inf
+    counts.other_score += float(np.sum(np.where(np.isfinite(others.max(axis=1)),
+                                                others.max(axis=1), 0.0)))
     counts.chance += len(truth) / visible[0].sum()
     if len(found):
       overlap = np.asarray(box_ops.pairwise_iou(found, truth))  # [D, queries]
