@@ -2,6 +2,9 @@
 
   python train.py --config configs/reid.py --workdir DIR --config.data.root=DAVIS
       frames of DAVIS-layout videos; each annotated object is an identity
+  python train.py --config configs/reid.py:youtube_vis --workdir DIR
+      the paper-scale detector: TFDS youtube_vis tracks as identities, half the examples
+      TFDS coco/2017 stills, persons told from other objects for the person round
   python train.py --config configs/reid.py:demo --workdir DIR --config.data.root=DAVIS2016
       the small class-agnostic CPU detector shipped for the demo: DAVIS 2016 train plus
       synthetic videos whose look-alike distractors are identities too
@@ -13,7 +16,7 @@ import ml_collections
 
 
 def get_config(arg=None):
-  """Returns the re-ID config; `arg` is None, 'demo' or 'smoke'."""
+  """Returns the re-ID config; `arg` is None, 'demo', 'smoke' or 'youtube_vis'."""
   config = ml_collections.ConfigDict()
   config.task = 'reid'
   config.seed = 0
@@ -58,18 +61,28 @@ def get_config(arg=None):
   loss.queue_size = 5000
 
   data = config.data = ml_collections.ConfigDict()
-  # 'davis' (a DAVIS-layout folder) or 'synthetic' (generated into the workdir).
+  # 'davis' (a DAVIS-layout folder), 'synthetic' (generated into the workdir) or
+  # 'youtube_vis' (TFDS, `data.tfds_name`).
   data.source = 'davis'
   data.root = ''
   data.layout = 'auto'
+  data.tfds_name = 'youtube_vis/480_640_only_frames_with_labels'
+  data.tfds_data_dir = ''
+  # Identities reserved per youtube_vis video (tracks beyond are unlabelled).
+  data.max_tracks_per_video = 10
+  # Box classes: 'object' (all one class; model.num_classes = 1) or 'person' (persons and
+  # other objects; model.num_classes = 2), which the person round of inference uses.
+  data.classes = 'object'
   data.train_split = 'train'
   data.image_height = 480
   data.image_width = 864
   data.max_boxes = 16
   # Each frame is fitted into the image size, then zoomed by a random factor in this range.
   data.scale_range = (1.0, 1.0)
-  # Share of examples drawn from synthetic videos when data.source is 'davis'.
+  # Shares of examples drawn from synthetic videos and from TFDS coco/2017 still images
+  # (boxes without identity, which feed the OIM queue); the rest come from data.source.
   data.synthetic_fraction = 0.0
+  data.coco_fraction = 0.0
   data.num_workers = 2
   data.synthetic = ml_collections.ConfigDict(
       {'num_train_videos': 16, 'num_eval_videos': 4, 'num_frames': 24, 'height': 240, 'width': 427})
@@ -134,6 +147,12 @@ def get_config(arg=None):
     data.synthetic.num_frames = 24
     opt.learning_rate = 0.02
     opt.warmup_steps = 200
+  elif arg == 'youtube_vis':
+    model.num_classes = 2
+    data.source = 'youtube_vis'
+    data.classes = 'person'
+    data.coco_fraction = 0.5
   elif arg is not None:
-    raise ValueError(f'unknown re-ID config {arg!r}; expected none, "demo" or "smoke"')
+    raise ValueError(f'unknown re-ID config {arg!r}; expected none, "demo", "smoke" or '
+                     '"youtube_vis"')
   return config

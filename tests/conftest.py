@@ -85,13 +85,16 @@ def fixture_checkpoint_dir(tmp_path_factory):
   return directory
 
 
-@pytest.fixture(name='reid_dir', scope='session')
-def fixture_reid_dir(tmp_path_factory):
-  """A smoke-size re-ID detector checkpoint with random weights, made without compiling `init`."""
-  config = reid_configs.get_config('smoke')
+def save_random_reid_checkpoint(directory, config):
+  """Saves a re-ID detector of `config` with random weights, made without compiling `init`."""
   model = build_detector(config.model)
   shapes = jax.eval_shape(model.init, jax.random.key(0), jax.ShapeDtypeStruct((1, 64, 96, 3), np.float32))
   variables = he_random_variables(shapes)
-  directory = tmp_path_factory.mktemp('reid')
   checkpoints.save_model_checkpoint(directory, variables['params'], variables.get('batch_stats', {}), config)
   return directory
+
+
+@pytest.fixture(name='reid_dir', scope='session')
+def fixture_reid_dir(tmp_path_factory):
+  """A smoke-size re-ID detector checkpoint with random weights."""
+  return save_random_reid_checkpoint(tmp_path_factory.mktemp('reid'), reid_configs.get_config('smoke'))

@@ -1,16 +1,17 @@
 """The re-ID detector as the VS-ReID rounds' scorer, and infer.py with both checkpoints."""
 
+import jax
 import numpy as np
 import pytest
 
 import infer
 from configs import reid as reid_configs
-from conftest import write_jpeg
+from conftest import save_random_reid_checkpoint, write_jpeg
 from vsreid_jax.data import palette, synthetic
 from vsreid_jax.errors import InputError
 from vsreid_jax.inference import detector_reid
 from vsreid_jax.reid import detection
-from vsreid_jax.reid.frame_detector import FrameDetector, fit_frame
+from vsreid_jax.reid.frame_detector import Detections, FrameDetector, fit_frame
 
 
 def _clip():
@@ -33,6 +34,62 @@ def test_scorer_scores_detections_against_first_frame_templates(reid_dir, monkey
   assert boxes.shape[1] == 4 and scores.shape == (len(boxes), 2)
   assert np.all(np.abs(scores) <= 1 + 1e-5)
   np.testing.assert_array_equal(again[1], scores)
+
+
+class PersonObjectDetector:
+  """A stand-in `FrameDetector` with a person class: two templates, three detections."""
+  person_class = 1
+
+  def describe(self, frame, boxes, valid):
+    del frame
+    assert boxes.shape == (2, 4) and valid.all()
+    return np.eye(2, dtype=np.float32), np.array([[0.1, 0.8, 0.1], [0.1, 0.2, 0.7]], np.float32)
+
+  def detect(self, frame):
+    del frame
+    return Detections(np.arange(12, dtype=np.float32).reshape(3, 4), np.full(3, 0.9),
+                      np.array([1, 2, 1]), np.array([[1, 0], [0, 1], [0.6, 0.8]], np.float32))
+
+
+def test_person_round_takes_the_detectors_person_class():
+  clip = _clip()
+  scorer = detector_reid.DetectorReid(PersonObjectDetector(), clip.frames, clip.labels[0])
+  # An object's person score is the person probability of its first-frame box.
+  np.testing.assert_allclose(scorer.person_scores(), [0.8, 0.2])
+  boxes, scores = scorer.candidates(4, 'person')
+  np.testing.assert_array_equal(boxes, np.arange(12).reshape(3, 4)[[0, 2]])
+  np.testing.assert_allclose(scores, [[1, 0], [0.6, 0.8]], atol=1e-6)
+  boxes, scores = scorer.candidates(4, 'object')
+  assert boxes.shape == (3, 4) and scores.shape == (3, 2)
+
+
+def test_person_checkpoint_gives_person_candidates_only_in_the_person_round(tmp_path):
+  config = reid_configs.get_config('smoke')
+  config.model.num_classes, config.data.classes = 2, 'person'
+  config.detection.score_threshold = 0.1
+  config.detection.max_detections = config.detection.pre_nms_top_k = 64  # room for both classes
+  loaded = FrameDetector.from_checkpoint(save_random_reid_checkpoint(tmp_path, config))
+  assert loaded.person_class == 1
+  # Random weights saturate the scores. Heads that ignore their input: proposals are the
+  # anchors, boxes the proposals, and (background, person, other) probabilities (0.2, 0.6,
+  # 0.2), so every box is detected as both classes.
+  params = jax.tree.map(np.zeros_like, loaded.variables['params'])
+  params['class_scores']['bias'] = np.log(np.array([1, 3, 1], np.float32))
+  for name in ('backbone', 'box_head', 'embedding'):
+    params[name] = loaded.variables['params'][name]
+  variables = {**loaded.variables, 'params': params}
+  detector = FrameDetector(loaded.model, variables, loaded.settings, loaded.input_size,
+                           loaded.person_class)
+  clip = _clip()
+  scorer = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0])
+  np.testing.assert_allclose(scorer.person_scores(), [0.6, 0.6], rtol=1e-5)
+  found = detector.detect(clip.frames[5])
+  assert set(found.labels) == {1, 2}
+  person_boxes, person_scores = scorer.candidates(5, 'person')
+  np.testing.assert_array_equal(person_boxes, found.boxes[found.labels == 1])
+  assert 0 < len(person_boxes) < len(found.boxes)
+  assert person_scores.shape == (len(person_boxes), 2)
+  assert len(scorer.candidates(5, 'object')[0]) == len(found.boxes)
 
 
 def test_wrong_or_missing_reid_checkpoint_is_one_clear_error(checkpoint_dir, tmp_path):
@@ -70,17 +127,24 @@ def test_frame_detector_fits_frames_into_its_input_size_and_returns_frame_pixels
   image, scale = fit_frame(clip.frames[5], *detector.input_size)
   assert scale == 2 and not image[:, 192:].any()
   direct = detection.detect(detector.model, detector.variables, image[None], detector.settings)
-  boxes, scores, embeddings = detector.detect(clip.frames[5])
+  boxes, scores, labels, embeddings = detector.detect(clip.frames[5])
   valid = np.asarray(direct['valid'][0])
   # In frame pixels, and inside the frame although the padding may hold detections.
   np.testing.assert_allclose(boxes, np.clip(np.asarray(direct['boxes'][0])[valid] / 2, 0,
                                             [96, 64, 96, 64]))
   np.testing.assert_allclose(scores, np.asarray(direct['scores'][0])[valid])
+  np.testing.assert_array_equal(labels, np.asarray(direct['labels'][0])[valid])
   assert embeddings.shape == (len(boxes), config.model.embedding_features)
   templates = np.array([[10, 5, 40, 30], [50, 20, 90, 60]], np.float32)
+  embeddings, probabilities = detector.describe(clip.frames[5], templates, [True, False])
   np.testing.assert_allclose(
-      detector.embed(clip.frames[5], templates, [True, False]),
-      np.asarray(detection.embed(detector.model, detector.variables, image[None],
-                                 templates[None] * 2, np.array([[True, False]]))[0]), atol=1e-6)
+      embeddings, np.asarray(detection.embed(detector.model, detector.variables, image[None],
+                                             templates[None] * 2, np.array([[True, False]]))[0]),
+      atol=1e-6)
+  np.testing.assert_array_equal(detector.embed(clip.frames[5], templates, [True, False]),
+                                embeddings)
+  assert probabilities.shape == (2, config.model.num_classes + 1)
+  np.testing.assert_allclose(probabilities[0].sum(), 1, rtol=1e-5)
+  assert not probabilities[1].any()
   with pytest.raises(InputError, match='RGB'):
     detector.detect(clip.frames[5][..., 0])

@@ -107,24 +107,28 @@ def detect(model, variables, frames, settings=DetectionSettings()):
   return detections
 
 
-def _box_embeddings(module, frames, boxes):
-  return module.box_outputs(module.features(frames), boxes)['embeddings']
+def _box_descriptions(module, frames, boxes):
+  outputs = module.box_outputs(module.features(frames), boxes)
+  return {'embeddings': outputs['embeddings'],
+          'class_probabilities': jax.nn.softmax(outputs['class_logits'])}
 
 
 @functools.partial(jax.jit, static_argnames='model')
-def embed(model, variables, frames, boxes, valid):
-  """Embeddings of given boxes, such as the objects' boxes in the first frame (templates).
+def describe_boxes(model, variables, frames, boxes, valid):
+  """Embeddings and class probabilities of given boxes, such as the objects' boxes in the first
+  frame (their embeddings are the re-ID templates).
 
   Args:
     model: a `FasterRCNN` (static).
     variables: its variables.
     frames: [B, H, W, 3] RGB frames, 0..255.
     boxes: [B, K, 4] boxes (x0, y0, x1, y1) in pixels; degenerate boxes and
-      boxes outside the frame give finite embeddings.
+      boxes outside the frame give finite outputs.
     valid: [B, K] bool, False for padding.
 
   Returns:
-    [B, K, E] unit embeddings, zeros where `valid` is False.
+    dict of 'embeddings' [B, K, E] unit vectors and 'class_probabilities'
+    [B, K, C + 1] (background first), zeros where `valid` is False.
 
   Raises:
     InputError: the shapes do not match.
@@ -135,9 +139,16 @@ def embed(model, variables, frames, boxes, valid):
   if valid.shape != boxes.shape[:2]:
     raise InputError(f'valid must be [batch, K] = {boxes.shape[:2]}, got shape {valid.shape}')
   if boxes.shape[1] == 0:
-    return jnp.zeros(boxes.shape[:2] + (model.embedding_features,))
-  embeddings = model.apply(variables, frames, boxes.astype(jnp.float32), method=_box_embeddings)
-  return jnp.where(valid[..., None], embeddings, 0.0)
+    return {'embeddings': jnp.zeros(boxes.shape[:2] + (model.embedding_features,)),
+            'class_probabilities': jnp.zeros(boxes.shape[:2] + (model.num_classes + 1,))}
+  outputs = model.apply(variables, frames, boxes.astype(jnp.float32), method=_box_descriptions)
+  return {name: jnp.where(valid[..., None], value, 0.0) for name, value in outputs.items()}
+
+
+def embed(model, variables, frames, boxes, valid):
+  """[B, K, E] unit embeddings of given boxes, zeros where `valid` is False (see
+  `describe_boxes`)."""
+  return describe_boxes(model, variables, frames, boxes, valid)['embeddings']
 
 
 def boxes_from_masks(labels, num_objects):

@@ -65,7 +65,7 @@ def score_video(detector, frames, boxes, visible, queries=None):
     asked = visible[t] & visible[0] & queries
     if not asked.any():
       continue
-    found, _, found_embeddings = detector.detect(frames[t])
+    detections = detector.detect(frames[t])
     truth = boxes[t][asked]
     retrieval = np.where(visible[0], np.asarray(detection.reid_scores(
         detector.embed(frames[t], truth), templates)), -np.inf)
@@ -78,10 +78,10 @@ def score_video(detector, frames, boxes, visible, queries=None):
     counts.other_score += float(np.sum(np.where(np.isfinite(others.max(axis=1)),
                                                 others.max(axis=1), 0.0)))
     counts.chance += len(truth) / visible[0].sum()
-    if len(found):
-      overlap = np.asarray(box_ops.pairwise_iou(found, truth))  # [D, queries]
+    if len(detections.boxes):
+      overlap = np.asarray(box_ops.pairwise_iou(detections.boxes, truth))  # [D, queries]
       counts.detected += int(np.sum(overlap.max(axis=0) >= MATCH_IOU))
-      candidate_scores = np.asarray(detection.reid_scores(found_embeddings, templates))
+      candidate_scores = np.asarray(detection.reid_scores(detections.embeddings, templates))
       best = np.argmax(candidate_scores[:, np.flatnonzero(asked)], axis=0)
       counts.reid_hits += int(np.sum(overlap[best, np.arange(len(truth))] >= MATCH_IOU))
   return counts

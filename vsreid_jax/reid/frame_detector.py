@@ -1,13 +1,15 @@
 """The re-ID detector on frames of any size, as it was trained: each frame is fitted into the
 training image size, and boxes are given and returned in the frame's own pixels."""
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
 from vsreid_jax import checkpoints
 from vsreid_jax.errors import InputError
 from vsreid_jax.reid import detection
-from vsreid_jax.reid.model import build_detection_settings, build_detector
+from vsreid_jax.reid.model import PERSON_CLASS, build_detection_settings, build_detector
 
 
 def fit_frame(frame, height, width, zoom=1.0):
@@ -20,19 +22,30 @@ def fit_frame(frame, height, width, zoom=1.0):
   return canvas, scale
 
 
-class FrameDetector:
-  """`detect` and `embed` of one frame at a time; frames of every size share one compiled
-  program."""
+class Detections(NamedTuple):
+  """Valid detections of one frame, best first: boxes [D, 4] in frame pixels, detection scores
+  [D], classes [D] (1..C) and unit embeddings [D, E]."""
+  boxes: np.ndarray
+  scores: np.ndarray
+  labels: np.ndarray
+  embeddings: np.ndarray
 
-  def __init__(self, model, variables, settings, input_size):
+
+class FrameDetector:
+  """`detect`, `embed` and `describe` of one frame at a time; frames of every size share one
+  compiled program."""
+
+  def __init__(self, model, variables, settings, input_size, person_class=None):
     """Args:
       model: a `FasterRCNN`.
       variables: its variables.
       settings: `DetectionSettings`.
       input_size: (height, width) frames are fitted into (the training image size).
+      person_class: the detector's person class, or None if it has none.
     """
     self.model, self.variables, self.settings = model, variables, settings
     self.input_size = tuple(input_size)
+    self.person_class = person_class
 
   @classmethod
   def from_checkpoint(cls, checkpoint_dir):
@@ -45,8 +58,11 @@ class FrameDetector:
     if config.get('task') != 'reid':
       raise InputError(f'{checkpoint_dir}: not a re-ID checkpoint (its config has task '
                        f'{config.get("task")!r}; expected "reid")')
+    # Checkpoints from before class vocabularies are class-agnostic.
+    person = config.data.get('classes', 'object') == 'person'
     return cls(build_detector(config.model), variables, build_detection_settings(config.detection),
-               (config.data.image_height, config.data.image_width))
+               (config.data.image_height, config.data.image_width),
+               PERSON_CLASS if person else None)
 
   def _fit(self, frame):
     frame = np.asarray(frame)
@@ -55,22 +71,26 @@ class FrameDetector:
     return fit_frame(frame, *self.input_size)
 
   def detect(self, frame):
-    """Detections of one frame: (boxes [D, 4] in frame pixels, detection scores [D],
-    unit embeddings [D, E]), valid detections only, best first."""
+    """`Detections` of one frame."""
     image, scale = self._fit(frame)
     found = detection.detect(self.model, self.variables, image[None], self.settings)
     valid = np.asarray(found['valid'][0])
     # Boxes may cover the padding beyond the frame.
     height, width = np.shape(frame)[:2]
     boxes = np.clip(np.asarray(found['boxes'][0])[valid] / scale, 0, [width, height, width, height])
-    return (boxes, np.asarray(found['scores'][0])[valid],
-            np.asarray(found['embeddings'][0])[valid])
+    return Detections(boxes, *(np.asarray(found[name][0])[valid]
+                               for name in ('scores', 'labels', 'embeddings')))
 
-  def embed(self, frame, boxes, valid=None):
-    """[K, E] unit embeddings of boxes [K, 4] (frame pixels) of one frame; zeros where `valid`
-    ([K] bool, default all) is False."""
+  def describe(self, frame, boxes, valid=None):
+    """Unit embeddings [K, E] and class probabilities [K, C + 1] (background first) of boxes
+    [K, 4] (frame pixels) of one frame; zeros where `valid` ([K] bool, default all) is False."""
     image, scale = self._fit(frame)
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     valid = np.ones(len(boxes), bool) if valid is None else np.asarray(valid, bool)
-    return np.asarray(detection.embed(self.model, self.variables, image[None],
-                                      (boxes * scale)[None], valid[None])[0])
+    outputs = detection.describe_boxes(self.model, self.variables, image[None],
+                                       (boxes * scale)[None], valid[None])
+    return np.asarray(outputs['embeddings'][0]), np.asarray(outputs['class_probabilities'][0])
+
+  def embed(self, frame, boxes, valid=None):
+    """[K, E] unit embeddings of boxes (see `describe`)."""
+    return self.describe(frame, boxes, valid)[0]

@@ -12,6 +12,13 @@ DETECTORS = {'FasterRCNNResNet50': detector.FasterRCNNResNet50,
              'FasterRCNNSmall': detector.FasterRCNNSmall,
              'FasterRCNNTiny': detector.FasterRCNNTiny}
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+CLASS_VOCABULARIES = {'object': 1, 'person': 2}
+"""Box-class vocabularies (`config.data.classes`) and their numbers of classes."""
+OBJECT_CLASS = 1
+"""The class of every box in the 'object' vocabulary."""
+PERSON_CLASS = 1
+OTHER_CLASS = 2
+"""In the 'person' vocabulary, persons are class 1 and all other objects class 2."""
 
 
 class DetectionSettings(NamedTuple):

@@ -15,13 +15,14 @@ from vsreid_jax.errors import InputError
 from vsreid_jax.models import oim
 from vsreid_jax.reid import losses
 from vsreid_jax.reid import targets as targets_lib
-from vsreid_jax.reid.model import build_detector
+from vsreid_jax.reid.model import CLASS_VOCABULARIES, build_detector
 from vsreid_jax.training import loop
 from vsreid_jax.training import optimizer as optimizer_lib
 from vsreid_jax.training import propagation_data
 from vsreid_jax.training import reid_data
+from vsreid_jax.training import tfds_data
 
-DATA_SOURCES = ('davis', 'synthetic')
+DATA_SOURCES = ('davis', 'synthetic', 'youtube_vis')
 LOSSES = ('rpn_objectness', 'rpn_box', 'classification', 'box', 'identification')
 
 
@@ -49,10 +50,24 @@ def validate_config(config, num_devices):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
       raise InputError(f'config.{field} must be a positive integer, got {value!r}')
   for field in ('targets.rpn_positive_fraction', 'targets.box_positive_fraction',
-                'loss.oim_momentum', 'data.synthetic_fraction'):
+                'loss.oim_momentum', 'data.synthetic_fraction', 'data.coco_fraction'):
     group, name = field.split('.')
     if not 0.0 <= config[group][name] <= 1.0:
       raise InputError(f'config.{field} must lie in [0, 1], got {config[group][name]!r}')
+  if config.data.synthetic_fraction + config.data.coco_fraction >= 1:
+    raise InputError('config.data.synthetic_fraction + config.data.coco_fraction must stay below '
+                     f'1 (the rest comes from config.data.source), got '
+                     f'{config.data.synthetic_fraction} + {config.data.coco_fraction}')
+  vocabulary = config.data.classes
+  if vocabulary not in CLASS_VOCABULARIES:
+    raise InputError(f'config.data.classes must be one of {sorted(CLASS_VOCABULARIES)}, '
+                     f'got {vocabulary!r}')
+  if config.model.num_classes != CLASS_VOCABULARIES[vocabulary]:
+    raise InputError(f'config.model.num_classes must be {CLASS_VOCABULARIES[vocabulary]} '
+                     f'for config.data.classes={vocabulary!r}, got {config.model.num_classes!r}')
+  if vocabulary == 'person' and config.data.source == 'davis':
+    raise InputError('config.data.classes="person" needs sources that say which boxes are persons '
+                     '(youtube_vis, COCO, synthetic); DAVIS objects have no category')
   scale_range = tuple(config.data.scale_range)
   if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1] <= 1:
     raise InputError(f'config.data.scale_range must be (low, high) with 0 < low <= high <= 1, '
@@ -62,16 +77,16 @@ def validate_config(config, num_devices):
 def make_sampler(config, workdir):
   """The training sampler of the configured data.
 
-  Synthetic videos are written with their distractors annotated, so each
-  look-alike is an identity of its own. With `data.synthetic_fraction` > 0,
-  that fraction of DAVIS examples is replaced by synthetic ones.
+  `data.source` gives the main sampler. Synthetic videos are written with
+  their distractors annotated, so each look-alike is an identity of its own;
+  with `data.synthetic_fraction` > 0 that share of examples comes from them,
+  and with `data.coco_fraction` > 0 that share from TFDS `coco/2017` stills,
+  whose boxes feed the OIM queue.
   """
   data = config.data
-
-  def split_sampler(root, split):
-    return reid_data.FrameBoxSampler(DavisDataset(root, split, data.layout),
-                                     (data.image_height, data.image_width), data.max_boxes,
-                                     scale_range=tuple(data.scale_range))
+  common = dict(image_size=(data.image_height, data.image_width), max_boxes=data.max_boxes,
+                scale_range=tuple(data.scale_range))
+  tfds_dir = data.tfds_data_dir or None
 
   def synthetic_sampler():
     video = SyntheticVideoConfig(num_frames=data.synthetic.num_frames,
@@ -80,14 +95,31 @@ def make_sampler(config, workdir):
     root = propagation_data.prepare_synthetic_root(
         workdir / 'synthetic_instances', data.synthetic.num_train_videos,
         data.synthetic.num_eval_videos, video, config.seed, 'instances')
-    return split_sampler(root, 'train')
+    # Synthetic objects are never persons.
+    return reid_data.FrameBoxSampler(DavisDataset(root, 'train'), **common,
+                                     box_class=int(reid_data.box_classes([False], data.classes)[0]))
 
   if data.source == 'synthetic':
-    return synthetic_sampler()
-  sampler = split_sampler(pathlib.Path(data.root), data.train_split)
-  if data.synthetic_fraction > 0:
-    sampler = reid_data.IdentityMixture(
-        [sampler, synthetic_sampler()], [1 - data.synthetic_fraction, data.synthetic_fraction])
+    main = synthetic_sampler()
+  elif data.source == 'youtube_vis':
+    main = reid_data.YouTubeVisSampler(
+        tfds_data.open_data_source(data.tfds_name, data.train_split, tfds_dir), **common,
+        vocabulary=data.classes, max_tracks=data.max_tracks_per_video, name=data.tfds_name)
+  else:
+    main = reid_data.FrameBoxSampler(DavisDataset(pathlib.Path(data.root), data.train_split,
+                                                  data.layout), **common)
+  samplers, weights = [main], [1.0 - data.synthetic_fraction - data.coco_fraction]
+  if data.synthetic_fraction > 0 and data.source != 'synthetic':
+    samplers.append(synthetic_sampler())
+    weights.append(data.synthetic_fraction)
+  if data.coco_fraction > 0:
+    samplers.append(reid_data.CocoBoxSampler(
+        tfds_data.open_data_source(reid_data.COCO_DETECTION, data.train_split, tfds_dir),
+        **common, vocabulary=data.classes))
+    weights.append(data.coco_fraction)
+  sampler = samplers[0] if len(samplers) == 1 else reid_data.IdentityMixture(samplers, weights)
+  if sampler.num_identities < 1:
+    raise InputError(f'{data.source} data has no identities to train the OIM head on')
   return sampler
 
 

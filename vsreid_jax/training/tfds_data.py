@@ -27,12 +27,13 @@ _MAX_TRIES = 50
 
 
 def open_data_source(name, split, data_dir=None):
-  """`tfds.data_source(name, split)`, with TensorFlow kept off the GPUs and a clear error."""
+  """`tfds.data_source(name, split)` of a prepared dataset, with TensorFlow kept off the GPUs and
+  a clear error; it never starts a download (COCO alone is tens of gigabytes)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], 'GPU')  # JAX owns the accelerators
   try:
-    return tfds.data_source(name, split=split, data_dir=data_dir)
+    return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
   except Exception as error:  # TFDS raises several types for a missing or unprepared dataset.
     raise InputError(
         f'TFDS dataset {name} split {split!r} is not available'
