@@ -25,6 +25,8 @@ def get_config(arg=None):
   config.checkpoint_every_steps = 5_000
   config.log_every_steps = 100
   config.keep_checkpoints = 3
+  # A re-ID checkpoint (exported or shipped) of the same network to start from.
+  config.init_checkpoint = ''
 
   model = config.model = ml_collections.ConfigDict()
   model.name = 'FasterRCNNResNet50'

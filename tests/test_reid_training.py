@@ -4,11 +4,13 @@ import contextlib
 import io
 import re
 
+import jax
 import numpy as np
 import pytest
 
 from configs import reid as reid_config
 from tests.conftest import make_davis2017, moving_squares
+from vsreid_jax import checkpoints
 from vsreid_jax.data import synthetic
 from vsreid_jax.data.davis import DavisDataset
 from vsreid_jax.errors import InputError
@@ -123,3 +125,18 @@ def test_smoke_config_trains_and_retrieves_objects(tmp_path):
   _, top1, _, chance = counts.rates()
   print(f'retrieval top-1 {top1:.3f}, chance {chance:.3f}')
   assert top1 > chance
+
+
+def test_training_starts_from_a_reid_checkpoint(reid_dir, checkpoint_dir, tmp_path):
+  config = reid_config.get_config('smoke')
+  config.num_train_steps, config.log_every_steps, config.checkpoint_every_steps = 1, 1, 1
+  config.optimizer.learning_rate = 0.0  # the step leaves the parameters where they start
+  config.init_checkpoint = str(reid_dir)
+  with contextlib.redirect_stdout(io.StringIO()):
+    state = reid_trainer.train_and_evaluate(config, tmp_path / 'run')
+  variables, _ = checkpoints.restore_model_checkpoint(reid_dir)
+  for started, saved in zip(jax.tree.leaves(state.params), jax.tree.leaves(variables['params'])):
+    np.testing.assert_array_equal(started, saved)
+  config.init_checkpoint = str(checkpoint_dir)  # an MP2S checkpoint
+  with pytest.raises(InputError, match='init_checkpoint .* do not match'):
+    reid_trainer.train_and_evaluate(config, tmp_path / 'other')

@@ -290,13 +290,13 @@ def test_initial_weights_come_from_a_checkpoint(tmp_path):
   fresh = trainer.init_state(jax.random.key(0), model, tx_for, 65)
   other = trainer.init_state(jax.random.key(1), model, tx_for, 65)
   checkpoints.save_model_checkpoint(tmp_path / 'init', other.params, other.batch_stats, config)
-  loaded = trainer.load_initial_weights(fresh, tmp_path / 'init')
+  loaded = loop.load_initial_weights(fresh, tmp_path / 'init')
   for a, b in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(other.params)):
     np.testing.assert_array_equal(a, b)
   config.model.width = 0.5
   wider = trainer.init_state(jax.random.key(0), models.build_propagation_model(config.model), tx_for, 65)
   with pytest.raises(InputError, match='do not match the configured model'):
-    trainer.load_initial_weights(wider, tmp_path / 'init')
+    loop.load_initial_weights(wider, tmp_path / 'init')
 
 
 def test_video_pairs_from_a_davis2016_tree(tmp_path):

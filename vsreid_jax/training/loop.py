@@ -12,6 +12,8 @@ import time
 
 import flax
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 from vsreid_jax import checkpoints
@@ -194,3 +196,19 @@ def run_training(config, workdir, *, init_state, train_step, local_batch, summar
     writer.flush()
   manager.close()
   return state
+
+
+def load_initial_weights(state, init_checkpoint):
+  """Replaces the freshly initialised network variables (`params`, `batch_stats`) by those of a
+  model checkpoint (converted, exported or shipped) of the same network."""
+  variables, _ = checkpoints.restore_model_checkpoint(init_checkpoint)
+
+  def replace(fresh, loaded, what):
+    fresh_shapes = jax.tree.map(np.shape, fresh)
+    loaded_shapes = jax.tree.map(np.shape, loaded)
+    if fresh_shapes != loaded_shapes:
+      raise InputError(f'config.init_checkpoint {init_checkpoint}: its {what} do not match the '
+                       'configured model (different depth, width or stem?)')
+    return jax.tree.map(lambda f, l: jnp.asarray(l, f.dtype), fresh, loaded)
+  return state.replace(params=replace(state.params, variables['params'], 'parameters'),
+                       batch_stats=replace(state.batch_stats, variables['batch_stats'], 'batch statistics'))

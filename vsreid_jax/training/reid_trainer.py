@@ -204,6 +204,10 @@ def train_and_evaluate(config, workdir):
     config: a `configs/reid.py` config.
     workdir: receives checkpoints (orbax), TensorBoard summaries and synthetic data.
 
+  A fresh run starts from the detector of `config.init_checkpoint` if set (an
+  exported or shipped re-ID checkpoint of the same network); the OIM memory
+  always starts empty, since identities differ between data sets.
+
   Returns:
     the final `TrainState`; its `oim` holds the lookup table of the identities.
   """
@@ -222,7 +226,10 @@ def train_and_evaluate(config, workdir):
   step = functools.partial(train_step, model=model, tx=tx,
                            schedule=optimizer_lib.learning_rate_schedule(config),
                            sampling_key=sampling_key, config=config)
+  after_init = None
+  if config.init_checkpoint:
+    after_init = functools.partial(loop.load_initial_weights, init_checkpoint=config.init_checkpoint)
   return loop.run_training(
       config, workdir, init_state=initial, train_step=step,
       local_batch=lambda s, idx: propagation_data.local_batch(sampler, config.seed, s, idx),
-      summarise=summarise, num_workers=config.data.num_workers)
+      summarise=summarise, after_init=after_init, num_workers=config.data.num_workers)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vsreid_jax import checkpoints, models
+from vsreid_jax import models
 from vsreid_jax.data.davis import DavisDataset
 from vsreid_jax.data.synthetic import SyntheticVideoConfig
 from vsreid_jax.errors import InputError
@@ -147,21 +147,6 @@ def summarise(metrics_list):
   return summary
 
 
-def load_initial_weights(state, init_checkpoint):
-  """Replaces the freshly initialised network variables by those of a converted checkpoint."""
-  variables, _ = checkpoints.restore_model_checkpoint(init_checkpoint)
-
-  def replace(fresh, loaded, what):
-    fresh_shapes = jax.tree.map(np.shape, fresh)
-    loaded_shapes = jax.tree.map(np.shape, loaded)
-    if fresh_shapes != loaded_shapes:
-      raise InputError(f'config.init_checkpoint {init_checkpoint}: its {what} do not match the '
-                       'configured model (different depth, width or stem?)')
-    return jax.tree.map(lambda f, l: jnp.asarray(l, f.dtype), fresh, loaded)
-  return state.replace(params=replace(state.params, variables['params'], 'parameters'),
-                       batch_stats=replace(state.batch_stats, variables['batch_stats'], 'batch statistics'))
-
-
 def init_state(rng, model, tx_for, patch_size):
   """A fresh `TrainState`: network variables and the optimiser state."""
   dummy = (jnp.zeros((1, patch_size, patch_size, 3)), jnp.zeros((1, patch_size, patch_size, 2)),
@@ -198,7 +183,7 @@ def train_and_evaluate(config, workdir):
                   for i in range(config.num_eval_examples // config.batch_size)]
   after_init = None
   if config.init_checkpoint:
-    after_init = functools.partial(load_initial_weights, init_checkpoint=config.init_checkpoint)
+    after_init = functools.partial(loop.load_initial_weights, init_checkpoint=config.init_checkpoint)
   return loop.run_training(
       config, workdir, init_state=initial, train_step=step,
       local_batch=lambda s, idx: propagation_data.local_batch(train_sampler, config.seed, s, idx),
