@@ -168,6 +168,22 @@ def test_davis2016_dataset_reads_binary_masks_as_object_one(tmp_path):
     DavisDataset(root, 'val', layout='2017')
 
 
+def test_davis2016_errors_name_the_file(tmp_path):
+  with pytest.raises(InputError, match=r'split file not found .*2017/val.txt and .*480p/val.txt'):
+    DavisDataset(tmp_path)  # neither layout
+  root = make_davis2016(tmp_path / 'a', {'square': moving_squares(num_frames=3, num_objects=1)})
+  split = root / 'ImageSets' / '480p' / 'val.txt'
+  split.write_text(split.read_text() + '/JPEGImages/480p/square/00009.jpg '
+                   '/Annotations/480p/square/00009.png\n')
+  with pytest.raises(InputError, match='00009.jpg: frame of sequence square not found'):
+    DavisDataset(root, 'val').sequence('square')
+  root = make_davis2016(tmp_path / 'b', {'square': moving_squares(num_frames=3, num_objects=1)})
+  mask = root / 'Annotations' / '480p' / 'square' / '00001.png'
+  Image.fromarray(np.zeros((44, 60), np.uint8)).save(mask)
+  with pytest.raises(InputError, match='00001.png: mask size 60x44 differs from the frame size 60x40'):
+    DavisDataset(root, 'val').sequence('square').read_annotation(1)
+
+
 def test_davis_dataset_errors(tmp_path):
   with pytest.raises(InputError, match='DAVIS folder not found'):
     DavisDataset(tmp_path / 'none')
