@@ -157,15 +157,13 @@ class FrameBoxSampler:
 
 
 @dataclasses.dataclass
-class CocoBoxSampler:
-  """Still-image examples from TFDS `coco/2017`: every non-crowd box, without identity.
+class TfdsBoxSampler:
+  """What the samplers of TFDS records share.
 
   Attributes:
-    source: random-access records of `coco/2017` ('image', 'objects' with
-      'bbox', 'label', 'is_crowd').
+    source: random-access records (`tfds.data_source`).
     image_size, max_boxes, augment, scale_range: as for `FrameBoxSampler`.
     vocabulary: box-class vocabulary (see `CLASS_VOCABULARIES`).
-    min_size: boxes narrower or shorter than this many pixels are left out.
   """
   source: object
   image_size: tuple[int, int]
@@ -173,12 +171,22 @@ class CocoBoxSampler:
   augment: bool = True
   scale_range: tuple[float, float] = (1.0, 1.0)
   vocabulary: str = 'object'
-  min_size: float = 2.0
-  num_identities = 0
 
   def __post_init__(self):
     check_scale_range(self.scale_range)
     box_classes([], self.vocabulary)
+
+
+@dataclasses.dataclass
+class CocoBoxSampler(TfdsBoxSampler):
+  """Still-image examples from TFDS `coco/2017` records ('image', 'objects' with 'bbox',
+  'label', 'is_crowd'): every non-crowd box, without identity.
+
+  Attributes:
+    min_size: boxes narrower or shorter than this many pixels are left out.
+  """
+  min_size: float = 2.0
+  num_identities = 0
 
   def example(self, rng):
     """One example drawn with `rng` (see `pack_example`); every identity is `UNLABELLED`."""
@@ -199,32 +207,22 @@ class CocoBoxSampler:
 
 
 @dataclasses.dataclass
-class YouTubeVisSampler:
-  """Video-frame examples from TFDS `youtube_vis`: each track of each video is an identity.
+class YouTubeVisSampler(TfdsBoxSampler):
+  """Video-frame examples from TFDS `youtube_vis` records ('video', 'tracks' with 'bboxes',
+  'frames', 'category', 'is_crowd'): each track of each video is an identity.
 
   Track k of video v is identity v * `max_tracks` + k; tracks beyond
   `max_tracks` and crowd tracks are unlabelled (they feed the queue).
 
   Attributes:
-    source: random-access records of a `youtube_vis` config ('video',
-      'tracks' with 'bboxes', 'frames', 'category', 'is_crowd').
-    image_size, max_boxes, augment, scale_range: as for `FrameBoxSampler`.
-    vocabulary: box-class vocabulary (see `CLASS_VOCABULARIES`).
     max_tracks: identities reserved per video.
     name: the dataset's name, for messages.
   """
-  source: object
-  image_size: tuple[int, int]
-  max_boxes: int
-  augment: bool = True
-  scale_range: tuple[float, float] = (1.0, 1.0)
-  vocabulary: str = 'object'
   max_tracks: int = 10
   name: str = 'youtube_vis'
 
   def __post_init__(self):
-    check_scale_range(self.scale_range)
-    box_classes([], self.vocabulary)
+    super().__post_init__()
     if self.max_tracks < 1:
       raise InputError(f'max_tracks must be positive, got {self.max_tracks}')
     self.num_identities = len(self.source) * self.max_tracks
