@@ -152,6 +152,25 @@ def test_youtube_vis_and_coco_train_a_person_detector(tmp_path):
   assert (tmp_path / 'run' / 'checkpoints' / '2').is_dir()
 
 
+def test_main_source_takes_the_share_the_others_leave(tmp_path):
+  config = reid_config.get_config('smoke')  # synthetic videos are the main source
+  config.data.synthetic_fraction, config.data.coco_fraction = 0.3, 0.25
+  with _mock({'coco': coco_records()}):
+    sampler = reid_trainer.make_sampler(config, tmp_path)
+  # No second synthetic sampler: the synthetic share belongs to the main source.
+  assert [type(s).__name__ for s in sampler.samplers] == ['FrameBoxSampler', 'CocoBoxSampler']
+  assert sampler.weights == pytest.approx([0.75, 0.25])
+
+
+def test_tfds_sampler_settings_are_checked():
+  with pytest.raises(InputError, match='max_boxes must be positive'):
+    reid_data.CocoBoxSampler(coco_records(), (48, 64), max_boxes=0)
+  with pytest.raises(InputError, match='scale_range'):
+    reid_data.YouTubeVisSampler(youtube_vis_records(), (48, 64), 2, scale_range=(0.5, 2.0))
+  with pytest.raises(InputError, match='class vocabulary must be one of'):
+    reid_data.CocoBoxSampler(coco_records(), (48, 64), 2, vocabulary='animals')
+
+
 def test_class_vocabulary_errors_name_the_field(tmp_path):
   for field, value, message in (
       ('classes', 'animals', 'config.data.classes must be one of'),

@@ -31,11 +31,15 @@ YOUTUBE_VIS_PERSON_LABEL = 0
 _MAX_TRIES = 20
 
 
-def box_classes(is_person, vocabulary):
-  """int32 classes of boxes, given whether each shows a person, in `vocabulary`."""
+def check_vocabulary(vocabulary):
   if vocabulary not in CLASS_VOCABULARIES:
     raise InputError(f'class vocabulary must be one of {sorted(CLASS_VOCABULARIES)}, '
                      f'got {vocabulary!r}')
+
+
+def box_classes(is_person, vocabulary):
+  """int32 classes of boxes, given whether each shows a person, in `vocabulary`."""
+  check_vocabulary(vocabulary)
   is_person = np.asarray(is_person, bool)
   if vocabulary == 'object':
     return np.full(is_person.shape, OBJECT_CLASS, np.int32)
@@ -58,7 +62,10 @@ def normalised_boxes_to_pixels(boxes, height, width):
   return boxes[:, [1, 0, 3, 2]] * np.array([width, height, width, height], np.float32)
 
 
-def check_scale_range(scale_range):
+def check_sampler_settings(max_boxes, scale_range):
+  """Raises an `InputError` for settings no sampler can use (see `pack_example`)."""
+  if max_boxes < 1:
+    raise InputError(f'max_boxes must be positive, got {max_boxes}')
   if not 0 < scale_range[0] <= scale_range[1] <= 1:
     raise InputError(f'scale_range must satisfy 0 < low <= high <= 1, got {scale_range}')
 
@@ -120,9 +127,7 @@ class FrameBoxSampler:
   box_class: int = OBJECT_CLASS
 
   def __post_init__(self):
-    if self.max_boxes < 1:
-      raise InputError(f'max_boxes must be positive, got {self.max_boxes}')
-    check_scale_range(self.scale_range)
+    check_sampler_settings(self.max_boxes, self.scale_range)
     self._sequences, self._first_identity = [], []
     self.num_identities = 0
     for name in sorted(self.dataset.sequence_names):
@@ -173,8 +178,8 @@ class TfdsBoxSampler:
   vocabulary: str = 'object'
 
   def __post_init__(self):
-    check_scale_range(self.scale_range)
-    box_classes([], self.vocabulary)
+    check_sampler_settings(self.max_boxes, self.scale_range)
+    check_vocabulary(self.vocabulary)
 
 
 @dataclasses.dataclass

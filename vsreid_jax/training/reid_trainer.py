@@ -108,7 +108,7 @@ def make_sampler(config, workdir):
   else:
     main = reid_data.FrameBoxSampler(DavisDataset(pathlib.Path(data.root), data.train_split,
                                                   data.layout), **common)
-  samplers, weights = [main], [1.0 - data.synthetic_fraction - data.coco_fraction]
+  samplers, weights = [main], [1.0]
   if data.synthetic_fraction > 0 and data.source != 'synthetic':
     samplers.append(synthetic_sampler())
     weights.append(data.synthetic_fraction)
@@ -117,6 +117,8 @@ def make_sampler(config, workdir):
         tfds_data.open_data_source(reid_data.COCO_DETECTION, data.train_split, tfds_dir),
         **common, vocabulary=data.classes))
     weights.append(data.coco_fraction)
+  # The main source takes whatever share the others leave.
+  weights[0] = 1.0 - sum(weights[1:])
   sampler = samplers[0] if len(samplers) == 1 else reid_data.IdentityMixture(samplers, weights)
   if sampler.num_identities < 1:
     raise InputError(f'{data.source} data has no identities to train the OIM head on')
