@@ -23,6 +23,8 @@ from vsreid_jax.data import synthetic
 from vsreid_jax.errors import exit_on_input_error
 from vsreid_jax.inference import demo
 
+METHODS = (demo.FLOW_BASELINE, 'vs-reid', 'vs-reid-ft')
+
 
 def synthetic_clip(root, count, seed):
   """`count` synthetic videos written to `root` (split 'test', replacing any) as one `demo.Clip`."""
@@ -44,18 +46,28 @@ def main():
   parser.add_argument('--synthetic-videos', type=int, default=5)
   parser.add_argument('--seed', type=int, default=1000)
   parser.add_argument('--finetune-steps', type=int, default=demo.FINETUNE_STEPS)
+  parser.add_argument('--methods', default=','.join(METHODS),
+                      help=f'comma-separated subset of {",".join(METHODS)}')
   parser.add_argument('--output', type=pathlib.Path, default=pathlib.Path('outputs/quality'))
   args = parser.parse_args()
+  methods = args.methods.split(',')
+  unknown = sorted(set(methods) - set(METHODS))
+  if unknown:
+    parser.error(f'unknown --methods {",".join(unknown)}; expected some of {",".join(METHODS)}')
   clips = []
   if args.davis_root:
     clips.append(demo.Clip(f'davis-{args.split}', args.davis_root, args.split))
   if args.synthetic_videos:
     clips.append(synthetic_clip(args.output / 'synthetic_data', args.synthetic_videos, args.seed))
   config = inference_config.get_config()
-  segmenters = {demo.FLOW_BASELINE: None}
-  for name, steps in (('vs-reid', 0), ('vs-reid-ft', args.finetune_steps)):
-    segmenters[name] = demo.vsreid_segmenter(config, args.propagation_checkpoint,
-                                             args.reid_checkpoint, steps)
+  segmenters = {}
+  for name in methods:
+    if name == demo.FLOW_BASELINE:
+      segmenters[name] = None
+    else:
+      steps = args.finetune_steps if name == 'vs-reid-ft' else 0
+      segmenters[name] = demo.vsreid_segmenter(config, args.propagation_checkpoint,
+                                               args.reid_checkpoint, steps)
   start = time.perf_counter()
   results = demo.segment_and_score(clips, segmenters, args.output, log=lambda line: None,
                                    overlays=False)

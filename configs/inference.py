@@ -30,6 +30,10 @@ def get_config(arg=None):
   config.occlusion_threshold = 0.3
   # Robust box of an object: its pixels' (1 - q) to q quantiles of rows and columns.
   config.occlusion_quantile = 0.99
+  # Our re-ID detector only (the official scores come from files): a box scores only for the
+  # object whose first-frame template is nearest, among the objects' and those of first-frame
+  # detections that show no object; 0 for the others.
+  config.reid_nearest_template = False
   # Objects whose person score exceeds this take part in the person round first.
   config.person_threshold = 0.5
   # Network runs in the re-ID box, the first guided by the first-frame mask.

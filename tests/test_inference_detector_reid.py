@@ -63,6 +63,58 @@ def test_person_round_takes_the_detectors_person_class():
   assert boxes.shape == (3, 4) and scores.shape == (3, 2)
 
 
+class LookAlikeDetector:
+  """A stand-in `FrameDetector` without a person class. In the first frame it finds object 1
+  and a box of background (the non-object); in each later frame, on object 1's first box:
+  object 1, a look-alike nearer the non-object than object 1, object 2, and a box nearer
+  object 1 than object 2; and, one pixel further along each frame, the non-object, which
+  looks exactly like object 1."""
+  person_class = None
+  templates = np.eye(3, dtype=np.float32)[:2]
+  non_object = np.array([0.8, 0, 0.6], np.float32)
+  later = np.array([[1, 0, 0], [0.6, 0, 0.8], [0, 1, 0], [0.8, 0.6, 0], [1, 0, 0]], np.float32)
+
+  def __init__(self, frames, labels):
+    self.frames = frames
+    ys, xs = np.nonzero(labels == 1)
+    self.object_box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+    self.background_box = next(
+        np.array([x, y, x + 8, y + 8], np.float32)
+        for y in range(0, labels.shape[0] - 16) for x in range(0, labels.shape[1] - 16)
+        if not labels[y:y + 16, x:x + 16].any()
+        and (x + 16 <= self.object_box[0] or x >= self.object_box[2]
+             or y + 16 <= self.object_box[1] or y >= self.object_box[3]))
+
+  def describe(self, frame, boxes, valid):
+    del frame, boxes, valid
+    return self.templates, np.zeros((2, 2), np.float32)
+
+  def detect(self, frame):
+    index = next(i for i in range(len(self.frames)) if np.array_equal(frame, self.frames[i]))
+    if index == 0:
+      boxes = np.stack([self.object_box, self.background_box])
+      embeddings = np.stack([self.templates[0], self.non_object])
+    else:
+      boxes = np.stack([self.object_box] * 4 + [self.background_box + index])
+      embeddings = self.later
+    return Detections(boxes, np.full(len(boxes), 0.9), np.ones(len(boxes), int), embeddings)
+
+
+def test_nearest_template_scores_a_box_for_its_nearest_first_frame_template_only():
+  clip = _clip()
+  detector = LookAlikeDetector(clip.frames, clip.labels[0])
+  plain = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0])
+  np.testing.assert_allclose(plain.candidates(4, 'object')[1],
+                             [[1, 0], [0.6, 0], [0, 1], [0.8, 0.6], [1, 0]], atol=1e-6)
+  nearest = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0],
+                                       nearest_template=True)
+  # The first-frame box on object 1 is no non-object, so object 1 keeps its own box; the
+  # look-alike is nearest the non-object; the fourth box is object 1's, not object 2's; the
+  # last continues the non-object's track.
+  np.testing.assert_allclose(nearest.candidates(4, 'object')[1],
+                             [[1, 0], [0, 0], [0, 1], [0.8, 0], [0, 0]], atol=1e-6)
+
+
 def test_person_checkpoint_gives_person_candidates_only_in_the_person_round(tmp_path):
   config = reid_configs.get_config('smoke')
   config.model.num_classes, config.data.classes = 2, 'person'
@@ -148,3 +200,18 @@ def test_frame_detector_fits_frames_into_its_input_size_and_returns_frame_pixels
   assert not probabilities[1].any()
   with pytest.raises(InputError, match='RGB'):
     detector.detect(clip.frames[5][..., 0])
+
+
+def test_non_object_tracks_follow_overlapping_look_alikes_and_end_after_frames_without_one():
+  tracks = detector_reid._Tracks([[0, 0, 10, 10]], [[1, 0]])  # pylint: disable=protected-access
+  near, far, alike, other = [1, 1, 11, 11], [50, 50, 60, 60], [1, 0], [0, 1]
+  none = np.zeros((0, 4), np.float32), np.zeros((0, 2), np.float32)
+  # An overlapping box that looks like something else does not continue the track.
+  assert tracks.follow(np.array([near, far, near], np.float32),
+                       np.array([other, alike, alike], np.float32)).tolist() == [False, False, True]
+  for _ in range(detector_reid.TRACK_PATIENCE):
+    assert not tracks.follow(*none).any()
+  assert tracks.follow(np.array([near], np.float32), np.array([alike], np.float32)).tolist() == [True]
+  for _ in range(detector_reid.TRACK_PATIENCE + 1):
+    tracks.follow(*none)
+  assert tracks.follow(np.array([near], np.float32), np.array([alike], np.float32)).tolist() == [False]

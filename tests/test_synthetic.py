@@ -125,6 +125,19 @@ def test_objects_move_and_change_scale(seed):
     assert areas.max() > 1.2 * areas.min()
 
 
+@pytest.mark.parametrize('seed', range(6))
+def test_object_leaves_the_frame_at_an_ordinary_speed(seed):
+  config = dataclasses.replace(SMALL, num_frames=40, height=120, width=214, hidden_frames=(10, 20),
+                               hide_by='exit', camera_pan=0.0, seed=seed)
+  video = synthetic.generate_video(config)
+  target, first = video.hidden_object_id - 1, video.hidden_window[0]
+  boxes = video.boxes[:first, target]
+  centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+  whole = video.visible_area[:first, target] == video.unoccluded_area[:first, target]
+  speeds = np.linalg.norm(np.diff(centres, axis=0), axis=-1)[whole[1:] & whole[:-1]]
+  assert speeds.max() < 3 * config.max_speed * config.height
+
+
 def test_background_pans():
   video = _generate(num_objects=1, num_distractors=0, hide_by='exit', camera_pan=0.5, noise_std=0.0)
   background = video.instances == 0

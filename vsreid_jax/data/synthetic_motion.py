@@ -70,8 +70,12 @@ def _edge_centre(edge, along, inside, extent, height, width):
                    'bottom': (along, height - inside + up)}[edge])
 
 
-def _exit_pins(rng, height, width, extents, window, radius):
-  """(frame, centre) pins that take an object out of the frame and back in far from its exit."""
+def _exit_pins(rng, height, width, extents, window, radius, start):
+  """(frame, centre) pins that take an object out of the frame and back in far from its exit.
+
+  It leaves through the border nearest to its frame-0 centre `start`, so that it gets there at
+  an ordinary speed.
+  """
   first, last = window
   edges = ('left', 'right', 'top', 'bottom')
 
@@ -79,17 +83,24 @@ def _exit_pins(rng, height, width, extents, window, radius):
     return np.array({'left': (0, along), 'right': (width - 1, along),
                      'top': (along, 0), 'bottom': (along, height - 1)}[edge])
 
-  def random_along(edge):
-    return rng.uniform(radius, (height if edge in ('left', 'right') else width) - 1 - radius)
+  def side(edge):
+    return height if edge in ('left', 'right') else width
 
+  def random_along(edge):
+    return rng.uniform(radius, side(edge) - 1 - radius)
+
+  x, y = start
+  leave = edges[int(np.argmin([x, width - 1 - x, y, height - 1 - y]))]
+  leave_at = float(np.clip(y if leave in ('left', 'right') else x, radius, side(leave) - 1 - radius))
   for _ in range(100):
-    leave, enter = edges[rng.integers(4)], edges[rng.integers(4)]
-    leave_at, enter_at = random_along(leave), random_along(enter)
+    enter = edges[rng.integers(4)]
+    enter_at = random_along(enter)
     gap = border_point(leave, leave_at) - border_point(enter, enter_at)
     if np.linalg.norm(gap) >= 0.5 * max(height, width):
       break
   else:
-    leave, enter = ('left', 'right') if width >= height else ('top', 'bottom')
+    enter = {'left': 'right', 'right': 'left', 'top': 'bottom', 'bottom': 'top'}[leave]
+    enter_at = side(enter) - 1 - leave_at
 
   def pin(frame, edge, along, inside):
     return frame, _edge_centre(edge, along, inside, extents[frame], height, width)
@@ -144,7 +155,8 @@ def _trajectory(rng, pins, low, high, max_step, num_frames):
   """[T, 2] centres through the (frame, centre) pins, wandering in [low, high] between and after.
 
   Keyframes 5-10 frames apart follow a random walk with momentum that keeps within reach of the
-  next pin, so that speeds stay near `max_step` per frame unless two pins force a faster move.
+  next pin, so that speeds stay near `max_step` per frame; a pin too far away for that pace is
+  approached at the even pace it needs.
   """
   last_frame = num_frames - 1
   frame, point = pins[0]
@@ -155,12 +167,14 @@ def _trajectory(rng, pins, low, high, max_step, num_frames):
       step = int(rng.integers(5, 11))
       if (frame >= last_frame) if end is None else (frame + step > end - 3):
         break
+      if end is not None:
+        pace = max(0.8 * max_step, np.linalg.norm(point - finish) / (end - frame))
       frame += step
       heading += rng.normal(0, 0.6)
       direction = np.array([np.cos(heading), np.sin(heading)])
       goal = point + rng.uniform(0.4, 1.0) * max_step * step * direction
       if end is not None:
-        reach, away = 0.8 * max_step * (end - frame), goal - finish
+        reach, away = pace * (end - frame), goal - finish
         if np.linalg.norm(away) > reach:
           goal = finish + away * reach / np.linalg.norm(away)
       row = min(frame, last_frame)
@@ -214,14 +228,15 @@ def plan_centres(rng, config, sprites, angles, scales, target, depth_order, hide
     else:
       low[target, :first, 0] = right_of_pillar[:first]
       high[target, last + 1:, 0] = left_of_pillar[last + 1:]
-  else:
-    target_pins = _exit_pins(rng, height, width, extents, (first, last), radii[target])
   _collapse_empty(low, high)
 
   start_low, start_high = low[:, 0] + 0.4 * radii[:, None], high[:, 0] - 0.4 * radii[:, None]
   _collapse_empty(start_low, start_high)
   band = None if pillar is None else (pillar[0][0], pillar[0][0] + pillar[1])
   starts = _start_positions(rng, radii, start_low, start_high, band)
+  if hide_by != 'occluder':
+    target_pins = _exit_pins(rng, height, width, extents, (first, last), radii[target],
+                             starts[target])
   pins = [[(0, start)] for start in starts]
   pins[target] += target_pins
 

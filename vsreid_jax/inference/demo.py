@@ -92,7 +92,8 @@ def vsreid_segmenter(config, propagation_dir=SHIPPED_PROPAGATION, reid_dir=SHIPP
   Raises:
     InputError: a checkpoint is missing or holds another network.
   """
-  reid_factory = detector_reid_factory(reid_dir) if reid_dir is not None else None
+  reid_factory = (None if reid_dir is None
+                  else detector_reid_factory(reid_dir, config.reid_nearest_template))
   if finetune_steps:
     return FinetunedVSReID.from_checkpoint(propagation_dir, config, finetune_steps, reid_factory)
   return VSReID.from_checkpoint(propagation_dir, config, reid_factory)

@@ -7,27 +7,49 @@ object's box in the first frame. An object's person score is the detector's
 person probability of that box; a detector without a person class (trained
 with `data.classes='object'`) gives 0, so every object goes to the object
 round.
+
+With `nearest_template`, a box scores only for the object whose template it is
+most similar to, among the objects' templates and those of the first frame's
+detections that show no object (non-objects: look-alikes, other people); 0 for
+every other object. The non-objects are also followed from frame to frame
+through their detections (greedy box overlap, among detections that look like
+the non-object), and a detection that continues one scores 0 for every object,
+however much it looks like one. The official
+code has no such rules (its re-ID scores come from files).
 """
 
 import numpy as np
 
 from vsreid_jax.data.palette import VOID_LABEL
+from vsreid_jax.models.boxes import pairwise_iou
 from vsreid_jax.reid import detection
 from vsreid_jax.reid.frame_detector import FrameDetector
+
+# A first-frame detection whose box holds at most this fraction of object pixels is a non-object.
+NON_OBJECT_MAX_FRACTION = 0.25
+# A detection continues a non-object's track when its box overlaps the track's last one this
+# much and its embedding's cosine similarity with the non-object's template is at least this.
+TRACK_IOU = 0.3
+TRACK_SIMILARITY = 0.5
+# A track that no detection continues for more frames than this (its look-alike hidden or
+# missed) ends.
+TRACK_PATIENCE = 10
 
 
 class DetectorReid:
   """The `ReidScorer` of one video.
 
-  Each frame is detected once, when first asked for; only its boxes, classes
-  and scores are kept.
+  Each frame is detected once, when first asked for (with `nearest_template`,
+  it and every frame before it, in order, to follow the non-objects); only its
+  boxes, classes and scores are kept.
   """
 
-  def __init__(self, detector, frames, first_mask):
+  def __init__(self, detector, frames, first_mask, nearest_template=False):
     """Args:
       detector: a `FrameDetector`.
       frames: the video's frames (`len`, indexing).
       first_mask: [H, W] object ids of frame 0.
+      nearest_template: a box scores only for the object whose template is nearest.
     """
     labels = np.where(first_mask == VOID_LABEL, 0, first_mask)
     self._num_objects = int(labels.max())
@@ -38,15 +60,41 @@ class DetectorReid:
                            else probabilities[:, person_class].astype(np.float64))
     self._detector, self._frames = detector, frames
     self._detections = {}
+    self._tracks = None
+    if nearest_template:
+      found = detector.detect(frames[0])
+      keep = np.array([_object_fraction(labels, box) <= NON_OBJECT_MAX_FRACTION
+                       for box in found.boxes], bool).reshape(-1)
+      self._non_objects = found.embeddings[keep]
+      self._tracks = _Tracks(found.boxes[keep], self._non_objects)
+      self._detections[0] = (found.boxes, found.labels,
+                             np.asarray(detection.reid_scores(found.embeddings, self._templates)))
 
   def person_scores(self):
     return self._person_scores
 
+  def _nearest_only(self, scores, embeddings):
+    """`scores` [M, N] with all but each box's nearest template zeroed (0 where a non-object's
+    is nearest)."""
+    non_objects = np.asarray(detection.reid_scores(embeddings, self._non_objects))
+    nearest = np.concatenate([scores, non_objects], axis=1).argmax(axis=1)
+    return np.where(nearest[:, None] == np.arange(scores.shape[1]), scores, 0.0)
+
+  def _detect(self, frame):
+    found = self._detector.detect(self._frames[frame])
+    scores = np.asarray(detection.reid_scores(found.embeddings, self._templates))
+    if self._tracks is not None and len(found.boxes):
+      scores = self._nearest_only(scores, found.embeddings)
+      scores[self._tracks.follow(found.boxes, found.embeddings)] = 0.0
+    self._detections[frame] = (found.boxes, found.labels, scores)
+
   def candidates(self, frame, kind):
-    if frame not in self._detections:
-      found = self._detector.detect(self._frames[frame])
-      self._detections[frame] = (found.boxes, found.labels, np.asarray(
-          detection.reid_scores(found.embeddings, self._templates)))
+    if self._tracks is None:
+      if frame not in self._detections:
+        self._detect(frame)
+    else:
+      for earlier in range(len(self._detections), frame + 1):
+        self._detect(earlier)
     boxes, labels, scores = self._detections[frame]
     if kind == 'person':
       keep = labels == self._detector.person_class
@@ -54,11 +102,48 @@ class DetectorReid:
     return boxes, scores
 
 
-def detector_reid_factory(checkpoint_dir):
+class _Tracks:
+  """Boxes of the first frame's non-objects, followed through the detections of later frames."""
+
+  def __init__(self, boxes, templates):
+    self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    self.templates = np.asarray(templates)
+    self.missed = np.zeros(len(self.boxes), int)
+
+  def follow(self, boxes, embeddings):
+    """bool [M]: which of the next frame's detections (`boxes` [M, 4], `embeddings` [M, E])
+    continue a track; the tracks move to them, and end after `TRACK_PATIENCE` frames without
+    one."""
+    followed = np.zeros(len(boxes), bool)
+    moved = np.zeros(len(self.boxes), bool)
+    if len(self.boxes) and len(boxes):
+      overlaps = np.asarray(pairwise_iou(self.boxes, np.asarray(boxes, np.float32)))
+      similar = np.asarray(detection.reid_scores(self.templates, embeddings)) >= TRACK_SIMILARITY
+      for track, box in sorted(zip(*np.nonzero((overlaps >= TRACK_IOU) & similar)),
+                               key=lambda pair: -overlaps[pair]):
+        if not (moved[track] or followed[box]):
+          moved[track] = followed[box] = True
+          self.boxes[track] = boxes[box]
+    self.missed = np.where(moved, 0, self.missed + 1)
+    alive = self.missed <= TRACK_PATIENCE
+    self.boxes, self.templates, self.missed = (self.boxes[alive], self.templates[alive],
+                                               self.missed[alive])
+    return followed
+
+
+def _object_fraction(labels, box):
+  """Fraction of the pixels of `box` (x_min, y_min, x_max, y_max) that belong to an object."""
+  x_min, y_min, x_max, y_max = np.round(np.asarray(box)).astype(int)
+  inside = labels[max(y_min, 0):y_max, max(x_min, 0):x_max]
+  return float(np.count_nonzero(inside)) / inside.size if inside.size else 0.0
+
+
+def detector_reid_factory(checkpoint_dir, nearest_template=False):
   """`(frames, first_mask) -> DetectorReid` from a re-ID checkpoint, the `reid_factory` of `VSReID`.
 
   Raises:
     InputError: missing or unreadable checkpoint, or one of another network.
   """
   detector = FrameDetector.from_checkpoint(checkpoint_dir)
-  return lambda frames, first_mask: DetectorReid(detector, frames, first_mask)
+  return lambda frames, first_mask: DetectorReid(detector, frames, first_mask,
+                                                 nearest_template)
