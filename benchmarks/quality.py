@@ -48,6 +48,8 @@ def main():
   parser.add_argument('--finetune-steps', type=int, default=demo.FINETUNE_STEPS)
   parser.add_argument('--methods', default=','.join(METHODS),
                       help=f'comma-separated subset of {",".join(METHODS)}')
+  parser.add_argument('--plain-reid-scores', action='store_true',
+                      help='re-ID scores without the nearest-template rule (reid_nearest_template)')
   parser.add_argument('--output', type=pathlib.Path, default=pathlib.Path('outputs/quality'))
   args = parser.parse_args()
   methods = args.methods.split(',')
@@ -60,6 +62,7 @@ def main():
   if args.synthetic_videos:
     clips.append(synthetic_clip(args.output / 'synthetic_data', args.synthetic_videos, args.seed))
   config = inference_config.get_config()
+  config.reid_nearest_template = not args.plain_reid_scores
   segmenters = {}
   for name in methods:
     if name == demo.FLOW_BASELINE:

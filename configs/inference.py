@@ -1,7 +1,7 @@
-"""VS-ReID multi-round inference: the official davis_test.py settings.
+"""VS-ReID multi-round inference: the official davis_test.py settings (and our re-ID scorer's).
 
-  python infer.py --sequence FRAMES --first-mask MASK.png --output OUT \
-      --propagation-checkpoint CKPT [--config configs/inference.py]
+infer.py runs with these settings; its flags change some (--no-flip; --no-reid and
+--flow-preset act on the run). From Python: `VSReID.from_checkpoint(dir, get_config(), ...)`.
 """
 
 import ml_collections
@@ -32,8 +32,8 @@ def get_config(arg=None):
   config.occlusion_quantile = 0.99
   # Our re-ID detector only (the official scores come from files): a box scores only for the
   # object whose first-frame template is nearest, among the objects' and those of first-frame
-  # detections that show no object; 0 for the others.
-  config.reid_nearest_template = False
+  # detections that show no object (followed through the video); 0 for the others.
+  config.reid_nearest_template = True
   # Objects whose person score exceeds this take part in the person round first.
   config.person_threshold = 0.5
   # Network runs in the re-ID box, the first guided by the first-frame mask.
