@@ -7,9 +7,11 @@ and online fine-tuning, on a DAVIS split and on synthetic videos from unseen see
 Methods: optical flow alone; the propagation network with the re-ID rounds
 (`vs-reid`) and without them (`-no-reid`, the same run's masks before the
 rounds); and both again with --finetune-steps of online fine-tuning on each
-sequence's first frame (`vs-reid-ft`). Synthetic videos (48 frames, 240x427)
-come from seeds --seed, --seed + 1, ..., which training never uses; their
-hidden objects give the count found again after being fully hidden.
+sequence's first frame (`vs-reid-ft`); --methods runs a subset, and
+--plain-reid-scores scores re-ID boxes by plain cosine similarity (no
+`reid_nearest_template`). Synthetic videos (48 frames, 240x427) come from seeds
+--seed, --seed + 1, ..., which training never uses; their hidden objects give
+the count found again after being fully hidden.
 """
 
 import argparse
