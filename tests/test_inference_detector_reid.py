@@ -215,3 +215,28 @@ def test_non_object_tracks_follow_overlapping_look_alikes_and_end_after_frames_w
   for _ in range(detector_reid.TRACK_PATIENCE + 1):
     tracks.follow(*none)
   assert tracks.follow(np.array([near], np.float32), np.array([alike], np.float32)).tolist() == [False]
+
+
+class VanishingDetector(LookAlikeDetector):
+  """`LookAlikeDetector` whose later frames show nothing until, in the last but one, a box
+  that looks exactly like object 1 where the non-object was."""
+
+  def detect(self, frame):
+    index = next(i for i in range(len(self.frames)) if np.array_equal(frame, self.frames[i]))
+    if 0 < index < len(self.frames) - 2:
+      return Detections(np.zeros((0, 4), np.float32), np.zeros(0), np.zeros(0, int),
+                        np.zeros((0, 3), np.float32))
+    if index == 0:
+      return super().detect(frame)
+    return Detections(self.background_box[None], np.full(1, 0.9), np.ones(1, int),
+                      self.later[:1])
+
+
+def test_frames_without_detections_end_the_non_object_tracks():
+  clip = _clip()
+  assert len(clip.frames) - 3 > detector_reid.TRACK_PATIENCE
+  detector = VanishingDetector(clip.frames, clip.labels[0])
+  scorer = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0],
+                                      nearest_template=True)
+  np.testing.assert_allclose(scorer.candidates(len(clip.frames) - 2, 'object')[1], [[1, 0]],
+                             atol=1e-6)

@@ -14,8 +14,8 @@ detections that show no object (non-objects: look-alikes, other people); 0 for
 every other object. The non-objects are also followed from frame to frame
 through their detections (greedy box overlap, among detections that look like
 the non-object), and a detection that continues one scores 0 for every object,
-however much it looks like one. The official
-code has no such rules (its re-ID scores come from files).
+however much it looks like one. The official code has no such rules (its re-ID
+scores come from files).
 """
 
 import numpy as np
@@ -82,9 +82,11 @@ class DetectorReid:
 
   def _detect(self, frame):
     found = self._detector.detect(self._frames[frame])
-    scores = np.asarray(detection.reid_scores(found.embeddings, self._templates))
-    if self._tracks is not None and len(found.boxes):
-      scores = self._nearest_only(scores, found.embeddings)
+    scores = np.array(detection.reid_scores(found.embeddings, self._templates))  # writable
+    if self._tracks is not None:
+      if len(found.boxes):
+        scores = self._nearest_only(scores, found.embeddings)
+      # Frames without detections count against the tracks too.
       scores[self._tracks.follow(found.boxes, found.embeddings)] = 0.0
     self._detections[frame] = (found.boxes, found.labels, scores)
 
