@@ -58,17 +58,11 @@ class DetectorReid:
     person_class = detector.person_class
     self._person_scores = (np.zeros(self._num_objects) if person_class is None
                            else probabilities[:, person_class].astype(np.float64))
-    self._detector, self._frames = detector, frames
+    self._detector, self._frames, self._first_labels = detector, frames, labels
     self._detections = {}
-    self._tracks = None
-    if nearest_template:
-      found = detector.detect(frames[0])
-      keep = np.array([_object_fraction(labels, box) <= NON_OBJECT_MAX_FRACTION
-                       for box in found.boxes], bool).reshape(-1)
-      self._non_objects = found.embeddings[keep]
-      self._tracks = _Tracks(found.boxes[keep], self._non_objects)
-      self._detections[0] = (found.boxes, found.labels,
-                             np.asarray(detection.reid_scores(found.embeddings, self._templates)))
+    self._nearest_template = nearest_template
+    # With `nearest_template`: frame 0's non-objects, found when frame 0 is detected.
+    self._non_objects = self._tracks = None
 
   def person_scores(self):
     return self._person_scores
@@ -83,7 +77,12 @@ class DetectorReid:
   def _detect(self, frame):
     found = self._detector.detect(self._frames[frame])
     scores = np.array(detection.reid_scores(found.embeddings, self._templates))  # writable
-    if self._tracks is not None:
+    if self._nearest_template and frame == 0:
+      keep = np.array([_object_fraction(self._first_labels, box) <= NON_OBJECT_MAX_FRACTION
+                       for box in found.boxes], bool).reshape(-1)
+      self._non_objects = found.embeddings[keep]
+      self._tracks = _Tracks(found.boxes[keep], self._non_objects)
+    elif self._nearest_template:
       if len(found.boxes):
         scores = self._nearest_only(scores, found.embeddings)
       # Frames without detections count against the tracks too.
@@ -91,12 +90,11 @@ class DetectorReid:
     self._detections[frame] = (found.boxes, found.labels, scores)
 
   def candidates(self, frame, kind):
-    if self._tracks is None:
-      if frame not in self._detections:
-        self._detect(frame)
-    else:
+    if self._nearest_template:
       for earlier in range(len(self._detections), frame + 1):
         self._detect(earlier)
+    elif frame not in self._detections:
+      self._detect(frame)
     boxes, labels, scores = self._detections[frame]
     if kind == 'person':
       keep = labels == self._detector.person_class
