@@ -23,13 +23,14 @@ def test_scorer_scores_detections_against_first_frame_templates(reid_dir, monkey
   clip = _clip()
   scorer = detector_reid.detector_reid_factory(reid_dir)(clip.frames, clip.labels[0])
   assert scorer.person_scores().shape == (2,) and not scorer.person_scores().any()
-  boxes, scores = scorer.candidates(0, 'person')
+  labels = clip.labels.__getitem__
+  boxes, scores = scorer.candidates(0, 'person', labels)
   assert boxes.shape == (0, 4) and scores.shape == (0, 2)
   calls = []
   real_detect = detection.detect
   monkeypatch.setattr(detection, 'detect', lambda *args: calls.append(1) or real_detect(*args))
-  boxes, scores = scorer.candidates(5, 'object')
-  again = scorer.candidates(5, 'object')
+  boxes, scores = scorer.candidates(5, 'object', labels)
+  again = scorer.candidates(5, 'object', labels)
   assert len(calls) == 1  # each frame is detected once
   assert boxes.shape[1] == 4 and scores.shape == (len(boxes), 2)
   assert np.all(np.abs(scores) <= 1 + 1e-5)
@@ -56,10 +57,10 @@ def test_person_round_takes_the_detectors_person_class():
   scorer = detector_reid.DetectorReid(PersonObjectDetector(), clip.frames, clip.labels[0])
   # An object's person score is the person probability of its first-frame box.
   np.testing.assert_allclose(scorer.person_scores(), [0.8, 0.2])
-  boxes, scores = scorer.candidates(4, 'person')
+  boxes, scores = scorer.candidates(4, 'person', clip.labels.__getitem__)
   np.testing.assert_array_equal(boxes, np.arange(12).reshape(3, 4)[[0, 2]])
   np.testing.assert_allclose(scores, [[1, 0], [0.6, 0.8]], atol=1e-6)
-  boxes, scores = scorer.candidates(4, 'object')
+  boxes, scores = scorer.candidates(4, 'object', clip.labels.__getitem__)
   assert boxes.shape == (3, 4) and scores.shape == (3, 2)
 
 
@@ -104,14 +105,16 @@ def test_nearest_template_scores_a_box_for_its_nearest_first_frame_template_only
   clip = _clip()
   detector = LookAlikeDetector(clip.frames, clip.labels[0])
   plain = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0])
-  np.testing.assert_allclose(plain.candidates(4, 'object')[1],
+  # Object 1 stays where it was in the first frame; object 2 is hidden.
+  labels = lambda frame: (clip.labels[0] == 1).astype(np.uint8)
+  np.testing.assert_allclose(plain.candidates(4, 'object', labels)[1],
                              [[1, 0], [0.6, 0], [0, 1], [0.8, 0.6], [1, 0]], atol=1e-6)
   nearest = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0],
                                        nearest_template=True)
   # The first-frame box on object 1 is no non-object, so object 1 keeps its own box; the
   # look-alike is nearest the non-object; the fourth box is object 1's, not object 2's; the
   # last continues the non-object's track.
-  np.testing.assert_allclose(nearest.candidates(4, 'object')[1],
+  np.testing.assert_allclose(nearest.candidates(4, 'object', labels)[1],
                              [[1, 0], [0, 0], [0, 1], [0.8, 0], [0, 0]], atol=1e-6)
 
 
@@ -137,11 +140,12 @@ def test_person_checkpoint_gives_person_candidates_only_in_the_person_round(tmp_
   np.testing.assert_allclose(scorer.person_scores(), [0.6, 0.6], rtol=1e-5)
   found = detector.detect(clip.frames[5])
   assert set(found.labels) == {1, 2}
-  person_boxes, person_scores = scorer.candidates(5, 'person')
+  labels = clip.labels.__getitem__
+  person_boxes, person_scores = scorer.candidates(5, 'person', labels)
   np.testing.assert_array_equal(person_boxes, found.boxes[found.labels == 1])
   assert 0 < len(person_boxes) < len(found.boxes)
   assert person_scores.shape == (len(person_boxes), 2)
-  assert len(scorer.candidates(5, 'object')[0]) == len(found.boxes)
+  assert len(scorer.candidates(5, 'object', labels)[0]) == len(found.boxes)
 
 
 def test_wrong_or_missing_reid_checkpoint_is_one_clear_error(checkpoint_dir, tmp_path):
@@ -217,6 +221,17 @@ def test_non_object_tracks_follow_overlapping_look_alikes_and_end_after_frames_w
   assert tracks.follow(np.array([near], np.float32), np.array([alike], np.float32)).tolist() == [False]
 
 
+def test_a_track_continues_into_duplicate_boxes_and_takes_the_look_of_its_last_box():
+  tracks = detector_reid._Tracks([[0, 0, 10, 10]], [[1, 0]])  # pylint: disable=protected-access
+  # Both boxes overlap the track and look like it: both continue it; it moves to the nearer.
+  assert tracks.follow(np.array([[2, 2, 12, 12], [1, 0, 11, 10]], np.float32),
+                       np.array([[1, 0], [0.6, 0.8]], np.float32)).tolist() == [True, True]
+  np.testing.assert_allclose(tracks.boxes, [[1, 0, 11, 10]])
+  # [0, 1] looks nothing like the first look [1, 0], but like the last one, [0.6, 0.8].
+  assert tracks.follow(np.array([[1, 1, 11, 11]], np.float32),
+                       np.array([[0, 1]], np.float32)).tolist() == [True]
+
+
 class VanishingDetector(LookAlikeDetector):
   """`LookAlikeDetector` whose later frames show nothing until, in the last but one, a box
   that looks exactly like object 1 where the non-object was."""
@@ -238,5 +253,38 @@ def test_frames_without_detections_end_the_non_object_tracks():
   detector = VanishingDetector(clip.frames, clip.labels[0])
   scorer = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0],
                                       nearest_template=True)
-  np.testing.assert_allclose(scorer.candidates(len(clip.frames) - 2, 'object')[1], [[1, 0]],
-                             atol=1e-6)
+  hidden = lambda frame: np.zeros_like(clip.labels[0])  # the objects are never seen again
+  np.testing.assert_allclose(scorer.candidates(len(clip.frames) - 2, 'object', hidden)[1],
+                             [[1, 0]], atol=1e-6)
+
+
+class TwinDetector(LookAlikeDetector):
+  """`LookAlikeDetector` whose later frames show one box: a twin of object 1 beside the first
+  box of the background, one pixel further along each frame; from frame 6 on, also a second,
+  overlapping box of the twin."""
+
+  def detect(self, frame):
+    index = next(i for i in range(len(self.frames)) if np.array_equal(frame, self.frames[i]))
+    if index == 0:
+      return Detections(self.object_box[None], np.full(1, 0.9), np.ones(1, int),
+                        self.templates[:1])
+    twin = self.background_box + index
+    boxes = np.stack([twin, twin + [0, 1, 0, 1]] if index >= 6 else [twin])
+    return Detections(boxes, np.full(len(boxes), 0.9), np.ones(len(boxes), int),
+                      np.repeat(self.templates[:1], len(boxes), axis=0))
+
+
+@pytest.mark.parametrize('object_1_leaves_at', [1, 6])
+def test_a_twin_seen_while_its_object_is_elsewhere_never_scores(object_1_leaves_at):
+  clip = _clip()
+  detector = TwinDetector(clip.frames, clip.labels[0])
+  labels = lambda frame: clip.labels[0] * (frame < object_1_leaves_at)
+  scorer = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0],
+                                      nearest_template=True)
+  scores = scorer.candidates(8, 'object', labels)[1]
+  if object_1_leaves_at == 1:
+    # Never seen beside object 1: the twin (both boxes of it) may be object 1.
+    np.testing.assert_allclose(scores, [[1, 0], [1, 0]], atol=1e-6)
+  else:
+    # Seen beside object 1 in frames 1-5, it is followed, and scores 0 for good.
+    np.testing.assert_allclose(scores, np.zeros((2, 2)), atol=1e-6)

@@ -11,11 +11,14 @@ round.
 With `nearest_template`, a box scores only for the object whose template it is
 most similar to, among the objects' templates and those of the first frame's
 detections that show no object (non-objects: look-alikes, other people); 0 for
-every other object. The non-objects are also followed from frame to frame
-through their detections (greedy box overlap, among detections that look like
-the non-object), and a detection that continues one scores 0 for every object,
-however much it looks like one. The official code has no such rules (its re-ID
-scores come from files).
+every other object. Look-alikes are also followed from frame to frame through
+their detections (greedy box overlap, among detections that look like the
+track's last box), and a detection that continues a track scores 0 for every
+object, however much it looks like one. A track starts at each non-object of
+the first frame, and at each later detection that no track continues and that
+looks most like an object whose mask in that frame lies wholly outside the box
+(an object cannot be in two places).
+The official code has no such rules (its re-ID scores come from files).
 """
 
 import numpy as np
@@ -67,34 +70,38 @@ class DetectorReid:
   def person_scores(self):
     return self._person_scores
 
-  def _nearest_only(self, scores, embeddings):
-    """`scores` [M, N] with all but each box's nearest template zeroed (0 where a non-object's
-    is nearest)."""
+  def _nearest(self, scores, embeddings):
+    """int [M]: each box's nearest template, an object's index or N + a non-object's."""
+    if not len(embeddings):
+      return np.zeros(0, int)
     non_objects = np.asarray(detection.reid_scores(embeddings, self._non_objects))
-    nearest = np.concatenate([scores, non_objects], axis=1).argmax(axis=1)
-    return np.where(nearest[:, None] == np.arange(scores.shape[1]), scores, 0.0)
+    return np.concatenate([scores, non_objects], axis=1).argmax(axis=1)
 
-  def _detect(self, frame):
+
+  def _detect(self, frame, labels):
     found = self._detector.detect(self._frames[frame])
     scores = np.array(detection.reid_scores(found.embeddings, self._templates))  # writable
     if self._nearest_template and frame == 0:
       keep = np.array([_object_fraction(self._first_labels, box) <= NON_OBJECT_MAX_FRACTION
                        for box in found.boxes], bool).reshape(-1)
       self._non_objects = found.embeddings[keep]
-      self._tracks = _Tracks(found.boxes[keep], self._non_objects)
+      self._tracks = _Tracks(found.boxes[keep], found.embeddings[keep])
     elif self._nearest_template:
-      if len(found.boxes):
-        scores = self._nearest_only(scores, found.embeddings)
       # Frames without detections count against the tracks too.
-      scores[self._tracks.follow(found.boxes, found.embeddings)] = 0.0
+      followed = self._tracks.follow(found.boxes, found.embeddings)
+      new = ~followed & _look_alikes(found.boxes, scores, np.asarray(labels(frame)))
+      self._tracks.start(found.boxes[new], found.embeddings[new])
+      nearest = self._nearest(scores, found.embeddings)
+      scores = np.where(nearest[:, None] == np.arange(self._num_objects), scores, 0.0)
+      scores[followed | new] = 0.0
     self._detections[frame] = (found.boxes, found.labels, scores)
 
-  def candidates(self, frame, kind):
+  def candidates(self, frame, kind, labels):
     if self._nearest_template:
       for earlier in range(len(self._detections), frame + 1):
-        self._detect(earlier)
+        self._detect(earlier, labels)
     elif frame not in self._detections:
-      self._detect(frame)
+      self._detect(frame, labels)
     boxes, labels, scores = self._detections[frame]
     if kind == 'person':
       keep = labels == self._detector.person_class
@@ -103,27 +110,37 @@ class DetectorReid:
 
 
 class _Tracks:
-  """Boxes of the first frame's non-objects, followed through the detections of later frames."""
+  """Boxes of look-alikes, followed through the detections of later frames."""
 
   def __init__(self, boxes, templates):
     self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    self.templates = np.asarray(templates)
+    self.templates = np.asarray(templates, np.float32)
     self.missed = np.zeros(len(self.boxes), int)
+
+  def start(self, boxes, templates):
+    """Adds tracks at `boxes` [M, 4], each to be continued by detections like its template."""
+    self.boxes = np.concatenate([self.boxes, np.asarray(boxes, np.float32).reshape(-1, 4)])
+    self.templates = np.concatenate([self.templates, np.asarray(templates, np.float32)
+                                     .reshape(-1, self.templates.shape[1])])
+    self.missed = np.concatenate([self.missed, np.zeros(len(boxes), int)])
 
   def follow(self, boxes, embeddings):
     """bool [M]: which of the next frame's detections (`boxes` [M, 4], `embeddings` [M, E])
-    continue a track; the tracks move to them, and end after `TRACK_PATIENCE` frames without
+    continue a track (duplicate boxes of one look-alike all do); each track moves to its
+    most overlapping one, taking its look, and ends after `TRACK_PATIENCE` frames without
     one."""
     followed = np.zeros(len(boxes), bool)
     moved = np.zeros(len(self.boxes), bool)
     if len(self.boxes) and len(boxes):
       overlaps = np.asarray(pairwise_iou(self.boxes, np.asarray(boxes, np.float32)))
       similar = np.asarray(detection.reid_scores(self.templates, embeddings)) >= TRACK_SIMILARITY
-      for track, box in sorted(zip(*np.nonzero((overlaps >= TRACK_IOU) & similar)),
-                               key=lambda pair: -overlaps[pair]):
-        if not (moved[track] or followed[box]):
-          moved[track] = followed[box] = True
-          self.boxes[track] = boxes[box]
+      continues = (overlaps >= TRACK_IOU) & similar
+      followed = continues.any(axis=0)
+      taken = np.zeros(len(boxes), bool)
+      for track, box in sorted(zip(*np.nonzero(continues)), key=lambda pair: -overlaps[pair]):
+        if not (moved[track] or taken[box]):
+          moved[track] = taken[box] = True
+          self.boxes[track], self.templates[track] = boxes[box], embeddings[box]
     self.missed = np.where(moved, 0, self.missed + 1)
     alive = self.missed <= TRACK_PATIENCE
     self.boxes, self.templates, self.missed = (self.boxes[alive], self.templates[alive],
@@ -131,8 +148,19 @@ class _Tracks:
     return followed
 
 
+def _look_alikes(boxes, scores, labels):
+  """bool [M]: boxes (`boxes` [M, 4]) that look most like an object (`scores` [M, N], at least
+  `TRACK_SIMILARITY`) whose mask in `labels` lies wholly outside them."""
+  def elsewhere(box, index):
+    mask = labels == index + 1
+    return mask.any() and not _object_fraction(mask, box)
+  nearest = scores.argmax(axis=1) if scores.size else np.zeros(len(boxes), int)
+  return np.array([scores[i, k] >= TRACK_SIMILARITY and elsewhere(boxes[i], k)
+                   for i, k in enumerate(nearest)], bool).reshape(-1)
+
+
 def _object_fraction(labels, box):
-  """Fraction of the pixels of `box` (x_min, y_min, x_max, y_max) that belong to an object."""
+  """Fraction of the pixels of `box` (x_min, y_min, x_max, y_max) that are non-zero in `labels`."""
   x_min, y_min, x_max, y_max = np.round(np.asarray(box)).astype(int)
   inside = labels[max(y_min, 0):y_max, max(x_min, 0):x_max]
   return float(np.count_nonzero(inside)) / inside.size if inside.size else 0.0

@@ -16,12 +16,14 @@ class ReidScorer(Protocol):
   def person_scores(self):
     """float [N]: probability that each object is a person (its person round needs > threshold)."""
 
-  def candidates(self, frame, kind):
+  def candidates(self, frame, kind, labels):
     """Candidate boxes of a frame and their scores for every object.
 
     Args:
       frame: frame index.
       kind: 'person' (person detections) or 'object' (all detections).
+      labels: `frame -> [H, W]` label map of the segmentation as it stands, for scorers
+        that use it (the official scores, read from files, do not).
 
     Returns:
       (boxes, scores): float [M, 4] (x_min, y_min, x_max, y_max) in pixels and
@@ -51,7 +53,7 @@ def best_candidate(candidates, labels, appears, sources, targets, config):
   lowest object index.
 
   Args:
-    candidates: `frame -> (boxes, scores)`, as `ReidScorer.candidates` of the round.
+    candidates: `frame -> (boxes, scores)`, `ReidScorer.candidates` of the round.
     labels: `frame -> [H, W]` label map.
     appears: bool [T, N], whether each object appears in each frame.
     sources: int [T, N], source frame of each mask (a frame is its own source

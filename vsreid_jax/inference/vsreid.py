@@ -160,7 +160,7 @@ def _reid_rounds(state, scorer, log):
     @functools.cache
     def candidates(frame, kind=kind):
       begin = time.perf_counter()
-      boxes, scores = scorer.candidates(frame, kind)
+      boxes, scores = scorer.candidates(frame, kind, store.labels)
       state.timings['reid'] += time.perf_counter() - begin
       return np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64)
 
