@@ -43,7 +43,7 @@ class DetectorReid:
   """The `ReidScorer` of one video.
 
   Each frame is detected once, when first asked for (with `nearest_template`,
-  it and every frame before it, in order, to follow the non-objects); only its
+  it and every frame before it, in order, to follow the look-alikes); only its
   boxes, classes and scores are kept.
   """
 
