@@ -34,6 +34,10 @@ def get_config(arg=None):
   # object whose first-frame template is nearest, among the objects' and those of first-frame
   # detections that show no object (followed through the video); 0 for the others.
   config.reid_nearest_template = True
+  # Ours too: re-propagation from a recovered frame stops where the object's mask no longer
+  # looks like it (re-ID similarity of its box with the first-frame template below this), and
+  # that frame loses the mask (the object is hidden there). -1 never stops.
+  config.reid_keep_threshold = 0.3
   # Objects whose person score exceeds this take part in the person round first.
   config.person_threshold = 0.5
   # Network runs in the re-ID box, the first guided by the first-frame mask.

@@ -70,6 +70,16 @@ class TruthScorer:
   def person_scores(self):
     return np.array([0.9 if k in self.persons else 0.1 for k in range(self.num_objects)])
 
+  def similarity(self, frame, boxes, valid):
+    """0.9 for a box mostly on the object's own instance, 0.05 for any other."""
+    scores = np.zeros(len(boxes))
+    for index, (x_min, y_min, x_max, y_max) in enumerate(np.asarray(boxes, int)):
+      inside = self.instances[frame, y_min:y_max, x_min:x_max]
+      inside = inside[inside > 0]
+      if valid[index]:
+        scores[index] = 0.9 if inside.size and np.bincount(inside).argmax() == index + 1 else 0.05
+    return scores
+
   def candidates(self, frame, kind, labels):
     del labels
     self.calls.append((frame, kind))
@@ -122,6 +132,28 @@ def test_hidden_object_is_lost_by_propagation_and_recovered_by_reid():
   # Back: frame 29 only (nothing there, so frame 28 fails the area rule); on: to the last frame.
   assert (recovery.backward_frames, recovery.forward_frames) == (1, 9)
   assert 'object 2 recovered in frame 30 (score 0.900' in recovery.describe()
+
+
+@pytest.mark.parametrize('keep_threshold', [-1, 0.3])
+def test_repropagation_stops_where_the_mask_no_longer_looks_like_the_object(keep_threshold):
+  labels = teleporting_video()
+  # Frames 25-29 show an unannotated occluder (instance 3) where object 2 appears at frame 30.
+  instances = labels.copy()
+  instances[25:30, 30:40, 40:50] = 3
+  segmentation, predicted = run(labels, TruthScorer(instances, 2), coded_frames(instances),
+                                reid_keep_threshold=keep_threshold)
+  [recovery] = segmentation.recoveries
+  assert recovery.frame == 30
+  np.testing.assert_array_equal(predicted[30:], labels[30:])
+  if keep_threshold == -1:
+    # Back from frame 30 the oracle follows the occluder through frame 25 (the official way);
+    # frame 24 comes out empty and ends the pass.
+    assert recovery.backward_frames == 6
+    assert np.all(predicted[25:30, 30:40, 40:50] == 2)
+  else:
+    # The occluder does not look like object 2: frame 29 loses the mask and the pass stops.
+    assert recovery.backward_frames == 0
+    assert not np.any(predicted[10:30] == 2)
 
 
 def test_after_propagation_sees_the_masks_before_the_reid_rounds():
@@ -282,3 +314,5 @@ def test_bad_config_value_is_named():
   labels = teleporting_video()[:3]
   with pytest.raises(ValueError, match='config.occlusion_threshold'):
     run(labels, occlusion_threshold=1.5)
+  with pytest.raises(ValueError, match='config.reid_keep_threshold'):
+    run(labels, reid_keep_threshold=-2.0)

@@ -35,6 +35,10 @@ def test_scorer_scores_detections_against_first_frame_templates(reid_dir, monkey
   assert boxes.shape[1] == 4 and scores.shape == (len(boxes), 2)
   assert np.all(np.abs(scores) <= 1 + 1e-5)
   np.testing.assert_array_equal(again[1], scores)
+  # An object's first-frame box is its template; a box left out scores 0.
+  first_boxes, _ = detection.boxes_from_masks(clip.labels[0], 2)
+  np.testing.assert_allclose(scorer.similarity(0, first_boxes, np.array([True, False])), [1, 0],
+                             atol=1e-5)
 
 
 class PersonObjectDetector:

@@ -70,6 +70,10 @@ class DetectorReid:
   def person_scores(self):
     return self._person_scores
 
+  def similarity(self, frame, boxes, valid):
+    embeddings = self._detector.embed(self._frames[frame], boxes, valid)
+    return np.sum(embeddings * self._templates, axis=1)
+
   def _nearest(self, scores, embeddings):
     """int [M]: each box's nearest template, an object's index or N + a non-object's."""
     if not len(embeddings):

@@ -47,6 +47,11 @@ class ObjectProbabilities:
       x_min, y_min, x_max, y_max = box
       self.set(frame, index, box, labels[y_min:y_max, x_min:x_max] == index + 1)
 
+  def clear(self, frame, index):
+    """Removes object `index` from `frame` (foreground 0 everywhere)."""
+    self._crops[frame][index] = None
+    self._stale.add(frame)
+
   def foreground(self, frame, index):
     """float32 [H, W] foreground probability of object `index` in `frame`."""
     full = np.zeros((self.height, self.width), np.float32)

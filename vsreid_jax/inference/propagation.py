@@ -81,7 +81,7 @@ def guidance_crops(merged, boxes, objects):
           for index in objects]
 
 
-def propagate(state, start, stop, step, objects):
+def propagate(state, start, stop, step, objects, keep=None):
   """Propagates `objects` over frames range(start, stop, step) (the official `predict`).
 
   The source of the pass is frame start - step. In each frame an object is
@@ -91,12 +91,14 @@ def propagate(state, start, stop, step, objects):
   from a source strictly farther than this pass's; and it is one of
   `objects` (whose source becomes this pass's) or its enlarged box touches the
   box of one of `objects`. The pass stops at the first frame where none of
-  `objects` qualifies.
+  `objects` qualifies, or (with `keep`) at the first frame where `keep` is
+  False; that frame loses the masks of `objects`.
 
   Args:
     state: the `VideoState`.
     start, stop, step: the frames, as `range`; step is 1 or -1.
     objects: object indices to propagate.
+    keep: optional `frame -> bool` asked after each frame is segmented.
 
   Returns:
     the frames where objects were re-segmented, in order.
@@ -128,5 +130,10 @@ def propagate(state, start, stop, step, objects):
       break
     state.segment(frame, selected, boxes[selected], guidance_crops(warped, boxes, selected),
                   backward)
+    if keep is not None and not keep(frame):
+      for index in objects:
+        store.clear(frame, index)
+        state.sources[frame, index] = NO_SOURCE
+      break
     done.append(frame)
   return done

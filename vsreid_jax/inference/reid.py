@@ -16,6 +16,15 @@ class ReidScorer(Protocol):
   def person_scores(self):
     """float [N]: probability that each object is a person (its person round needs > threshold)."""
 
+  def similarity(self, frame, boxes, valid):
+    """float [N]: similarity in [-1, 1] of each object's box in a frame with its first look.
+
+    Args:
+      frame: frame index.
+      boxes: float [N, 4] (x_min, y_min, x_max, y_max), one box per object.
+      valid: bool [N], the boxes to score (the others score 0).
+    """
+
   def candidates(self, frame, kind, labels):
     """Candidate boxes of a frame and their scores for every object.
 

@@ -10,6 +10,7 @@ from vsreid_jax.data import palette
 from vsreid_jax.errors import InputError
 from vsreid_jax.flow.provider import DisFlow
 from vsreid_jax.inference import reid
+from vsreid_jax.inference.boxes import box_area, object_boxes
 from vsreid_jax.inference.predictor import BucketedPredictor
 from vsreid_jax.inference.propagation import VideoState, propagate
 from vsreid_jax.inference.recovery import recover
@@ -80,6 +81,9 @@ def check_config(config):
   if not 0.5 <= config.occlusion_quantile <= 1.0:
     raise ValueError(
         f'config.occlusion_quantile must lie in [0.5, 1], got {config.occlusion_quantile}')
+  if not -1.0 <= config.reid_keep_threshold <= 1.0:
+    raise ValueError(
+        f'config.reid_keep_threshold must lie in [-1, 1], got {config.reid_keep_threshold}')
   for field in ('recovery_iterations', 'refinement_iterations'):
     if config[field] < 0:
       raise ValueError(f'config.{field} must be 0 or more, got {config[field]}')
@@ -111,7 +115,9 @@ def segment_video(frames, first_mask, predictor, flows, config, scorer=None, log
      object round (all objects). Each picks the single best re-ID box over the
      video (`reid.best_candidate`), recovers the object there (`recover`),
      re-propagates it back and on until the nearest frame where it appears, and
-     repeats until no box qualifies.
+     repeats until no box qualifies. Not in the official code: re-propagation
+     also stops where the mask no longer looks like the object
+     (`config.reid_keep_threshold`).
 
   Args:
     frames: the video's uint8 RGB [H, W, 3] frames (`len`, indexing), such as a
@@ -174,12 +180,30 @@ def _reid_rounds(state, scorer, log):
       recover(state, frame, index, found.box)
       before = next((f for f in range(frame - 1, -1, -1) if appears[f, index]), 0)
       after = next((f for f in range(frame + 1, num_frames) if appears[f, index]), num_frames)
-      backward = propagate(state, frame - 1, before, -1, [index])
-      forward = propagate(state, frame + 1, after, 1, [index])
+      keep = _still_looks_like(state, scorer, index)
+      backward = propagate(state, frame - 1, before, -1, [index], keep)
+      forward = propagate(state, frame + 1, after, 1, [index], keep)
       recoveries.append(Recovery(kind, frame, index + 1, found.score, found.box,
                                  len(backward), len(forward)))
       log(recoveries[-1].describe())
   return recoveries
+
+
+def _still_looks_like(state, scorer, index):
+  """`frame -> bool`: whether object `index`'s mask in a frame has no box, or a box whose
+  `scorer.similarity` is at least `config.reid_keep_threshold` (always True at -1)."""
+  def check(frame):
+    if state.config.reid_keep_threshold <= -1:
+      return True
+    boxes = object_boxes(state.probabilities.labels(frame), state.num_objects)
+    if box_area(boxes[index]) <= 1:
+      return True
+    begin = time.perf_counter()
+    similarity = scorer.similarity(frame, boxes.astype(np.float32),
+                                   np.arange(state.num_objects) == index)[index]
+    state.timings['reid'] += time.perf_counter() - begin
+    return similarity >= state.config.reid_keep_threshold
+  return check
 
 
 class VSReID:
