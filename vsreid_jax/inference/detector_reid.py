@@ -81,7 +81,6 @@ class DetectorReid:
     non_objects = np.asarray(detection.reid_scores(embeddings, self._non_objects))
     return np.concatenate([scores, non_objects], axis=1).argmax(axis=1)
 
-
   def _detect(self, frame, labels):
     found = self._detector.detect(self._frames[frame])
     scores = np.array(detection.reid_scores(found.embeddings, self._templates))  # writable
