@@ -76,8 +76,6 @@ class DetectorReid:
 
   def _nearest(self, scores, embeddings):
     """int [M]: each box's nearest template, an object's index or N + a non-object's."""
-    if not len(embeddings):
-      return np.zeros(0, int)
     non_objects = np.asarray(detection.reid_scores(embeddings, self._non_objects))
     return np.concatenate([scores, non_objects], axis=1).argmax(axis=1)
 
@@ -116,9 +114,10 @@ class _Tracks:
   """Boxes of look-alikes, followed through the detections of later frames."""
 
   def __init__(self, boxes, templates):
-    self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    self.templates = np.asarray(templates, np.float32)
-    self.missed = np.zeros(len(self.boxes), int)
+    self.boxes = np.zeros((0, 4), np.float32)
+    self.templates = np.zeros((0, np.shape(templates)[-1]), np.float32)
+    self.missed = np.zeros(0, int)
+    self.start(boxes, templates)
 
   def start(self, boxes, templates):
     """Adds tracks at `boxes` [M, 4], each to be continued by detections like its template."""
@@ -157,7 +156,7 @@ def _look_alikes(boxes, scores, labels):
   def elsewhere(box, index):
     mask = labels == index + 1
     return mask.any() and not _object_fraction(mask, box)
-  nearest = scores.argmax(axis=1) if scores.size else np.zeros(len(boxes), int)
+  nearest = scores.argmax(axis=1)
   return np.array([scores[i, k] >= TRACK_SIMILARITY and elsewhere(boxes[i], k)
                    for i, k in enumerate(nearest)], bool).reshape(-1)
 
