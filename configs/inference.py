@@ -34,9 +34,10 @@ def get_config(arg=None):
   # object whose first-frame template is nearest, among the objects' and those of first-frame
   # detections that show no object (followed through the video); 0 for the others.
   config.reid_nearest_template = True
-  # Ours too: re-propagation from a recovered frame stops where the object's mask no longer
-  # looks like it (re-ID similarity of its box with the first-frame template below this), and
-  # that frame loses the mask (the object is hidden there). -1 never stops.
+  # Ours too: a mask whose box's re-ID similarity with the object's first-frame template is
+  # below this does not look like the object. The rounds look for the object in such frames as
+  # where it is missing; re-propagation from a recovery replaces such masks, and stops where
+  # its own new mask falls below (that frame loses the mask). -1: every mask counts (official).
   config.reid_keep_threshold = 0.3
   # Objects whose person score exceeds this take part in the person round first.
   config.person_threshold = 0.5

@@ -156,6 +156,48 @@ def test_repropagation_stops_where_the_mask_no_longer_looks_like_the_object(keep
     assert not np.any(predicted[10:30] == 2)
 
 
+@pytest.mark.parametrize('keep_threshold', [-1, 0.3])
+def test_object_whose_mask_moved_onto_an_occluder_is_looked_for_again(keep_threshold):
+  labels = np.zeros((40, 48, 64), np.uint8)
+  labels[:, 5:15, 5:15] = 1
+  labels[:10, 30:40, 5:15] = 2
+  labels[20:, 30:40, 40:50] = 2
+  # From frame 10 an unannotated occluder (instance 3) stands where object 2 was; object 2
+  # shows up elsewhere from frame 20. Propagation moves object 2's mask onto the occluder.
+  instances = labels.copy()
+  instances[10:, 30:40, 5:15] = 3
+  segmentation, predicted = run(labels, TruthScorer(instances, 2), coded_frames(instances),
+                                reid_keep_threshold=keep_threshold)
+  on_occluder = predicted[10:, 30:40, 5:15] == 2
+  if keep_threshold == -1:
+    # The official rounds look only where an object has no mask: nothing is recovered.
+    assert not segmentation.recoveries
+    assert on_occluder.all()
+    return
+  # The mask on the occluder does not look like object 2 (0.05 < 0.3): the rounds look for it
+  # there too, find it in frame 20, and re-propagation replaces the wrong masks after it.
+  [recovery] = segmentation.recoveries
+  assert (recovery.frame, recovery.object_id) == (20, 2)
+  assert recovery.forward_frames == 19
+  np.testing.assert_array_equal(predicted[19:], np.where(instances[19:] == 3, 0, labels[19:]))
+  # Back from frame 20 the mask empties in frame 19, so earlier wrong masks stay (area rule).
+  assert recovery.backward_frames == 1
+  assert on_occluder[:9].all()
+
+
+def test_doubtful_object_is_a_candidate_and_its_own_pixels_do_not_occlude():
+  labels = np.zeros((40, 60), np.uint8)
+  labels[5:25, 5:25] = 1  # object 1's (doubtful) mask lies under the re-ID box
+  appears = np.ones((3, 1), bool)
+  doubtful = np.array([[False], [True], [False]])
+  select = lambda doubtful: reid.best_candidate(
+      lambda frame: (np.array([[10, 10, 30, 30]], float), np.array([[0.8]])),
+      lambda frame: labels, appears, np.zeros((3, 1), int), [0], make_config(), doubtful)
+  assert select(None) is None  # official: object 1 appears everywhere
+  found = select(doubtful)
+  assert (found.frame, found.index, found.score) == (1, 0, 0.8)
+
+
 def test_after_propagation_sees_the_masks_before_the_reid_rounds():
   labels = teleporting_video()
   _, alone = run(labels, TruthScorer(labels, 2), reid=False)

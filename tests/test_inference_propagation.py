@@ -96,6 +96,20 @@ def test_merge_by_hand():
   np.testing.assert_array_equal(store.foreground(0, 1)[0], np.float16([0, 0.3, 0.4, 0]))
 
 
+def test_version_changes_with_every_change_of_its_frame_only():
+  store = ObjectProbabilities(2, 4, 4, 1)
+  versions = [store.version(0)]
+  for change in (lambda: store.set(0, 0, (0, 0, 2, 2), np.ones((2, 2))),
+                 lambda: store.clear_where(0, np.ones((4, 4), bool)),
+                 lambda: store.clear(0, 0)):
+    change()
+    versions.append(store.version(0))
+  assert len(set(versions)) == 4
+  assert store.version(1) == 0
+  store.merged(0), store.labels(0), store.appears()
+  assert store.version(0) == versions[-1]  # reading changes nothing
+
+
 class _Recorder:
   patch_size = 9
 

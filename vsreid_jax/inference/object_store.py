@@ -27,6 +27,7 @@ class ObjectProbabilities:
     self._crops = [[None] * num_objects for _ in range(num_frames)]
     self._appears = np.zeros((num_frames, num_objects), bool)
     self._stale = set(range(num_frames))
+    self._versions = np.zeros(num_frames, np.int64)
 
   def set(self, frame, index, box, foreground):
     """Sets object `index` to `foreground` inside `box` and to 0 elsewhere in `frame`.
@@ -39,7 +40,7 @@ class ObjectProbabilities:
     """
     box = tuple(int(v) for v in box)
     self._crops[frame][index] = (box, np.asarray(foreground, self._dtype))
-    self._stale.add(frame)
+    self._changed(frame)
 
   def set_labels(self, frame, labels):
     """Sets every object to 1 on its pixels of `labels` and 0 elsewhere (the first frame)."""
@@ -50,7 +51,7 @@ class ObjectProbabilities:
   def clear(self, frame, index):
     """Removes object `index` from `frame` (foreground 0 everywhere)."""
     self._crops[frame][index] = None
-    self._stale.add(frame)
+    self._changed(frame)
 
   def foreground(self, frame, index):
     """float32 [H, W] foreground probability of object `index` in `frame`."""
@@ -69,7 +70,15 @@ class ObjectProbabilities:
       crop = crop.copy()
       crop[where[y_min:y_max, x_min:x_max]] = 0
       self._crops[frame][index] = ((x_min, y_min, x_max, y_max), crop)
+    self._changed(frame)
+
+  def _changed(self, frame):
     self._stale.add(frame)
+    self._versions[frame] += 1
+
+  def version(self, frame):
+    """A number that changes whenever anything in `frame` does (for caches of derived values)."""
+    return int(self._versions[frame])
 
   def merged(self, frame):
     """The official merge of all objects of `frame`.

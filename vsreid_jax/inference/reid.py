@@ -49,17 +49,18 @@ class Candidate:
   score: float
 
 
-def best_candidate(candidates, labels, appears, sources, targets, config):
+def best_candidate(candidates, labels, appears, sources, targets, config, doubtful=None):
   """The single best (frame, object) re-ID box over the video, or None (the official selection).
 
   For every frame but the first and last, and every target object missing
-  there (its box area is at most 1) whose mask there was not already
-  recovered, the frame's top-scoring box for that object is a candidate when
-  its score exceeds `reid_threshold`; no object with a pixel inside the box
-  (max corner included) has its `occlusion_quantile` box overlap it by more
-  than `occlusion_threshold`; and no other missing target object scores that
-  box higher. The highest score wins; ties go to the earliest frame, then the
-  lowest object index.
+  there (its box area is at most 1, or its mask there is `doubtful`) whose
+  mask there was not already recovered, the frame's top-scoring box for that
+  object is a candidate when its score exceeds `reid_threshold`; no object
+  with a pixel inside the box (max corner included; a doubtful object's own
+  pixels aside) has its `occlusion_quantile` box overlap it by more than
+  `occlusion_threshold`; and no other missing target object scores that box
+  higher. The highest score wins; ties go to the earliest frame, then the
+  lowest object index. Without `doubtful`, the official selection.
 
   Args:
     candidates: `frame -> (boxes, scores)`, `ReidScorer.candidates` of the round.
@@ -69,12 +70,15 @@ def best_candidate(candidates, labels, appears, sources, targets, config):
       once recovered there).
     targets: object indices of the round, increasing.
     config: the inference config.
+    doubtful: optional bool [T, N], masks that do not look like their object.
 
   Returns:
     a `Candidate`, or None when nothing qualifies.
   """
   best, best_score = None, 0.0
   num_frames, num_objects = appears.shape
+  doubtful = np.zeros_like(appears) if doubtful is None else doubtful
+  appears = appears & ~doubtful
   for frame in range(1, num_frames - 1):
     missing = [j for j in targets if not appears[frame, j] and sources[frame, j] != frame]
     if not missing:
@@ -92,7 +96,8 @@ def best_candidate(candidates, labels, appears, sources, targets, config):
         frame_labels = labels(frame)
         robust_boxes = object_boxes(frame_labels, num_objects, quantile=config.occlusion_quantile)
       box = np.asarray(boxes[top], np.float64)
-      if _occludes(box, frame_labels, robust_boxes, config.occlusion_threshold):
+      ignored = index + 1 if doubtful[frame, index] else None
+      if _occludes(box, frame_labels, robust_boxes, config.occlusion_threshold, ignored):
         continue
       if any(other != index and not appears[frame, other] and scores[top, other] > score
              for other in targets):
@@ -102,10 +107,11 @@ def best_candidate(candidates, labels, appears, sources, targets, config):
   return best
 
 
-def _occludes(box, labels, robust_boxes, threshold):
-  """Whether `box` overlaps the robust box of an object with a pixel inside it > `threshold`."""
+def _occludes(box, labels, robust_boxes, threshold, ignored=None):
+  """Whether `box` overlaps the robust box of an object (id `ignored` aside) with a pixel inside
+  it by more than `threshold`."""
   # The official code truncates the box and reads its max corner as inside.
   x_min, y_min, x_max, y_max = box.astype(np.int64)
   inside = np.unique(labels[max(y_min, 0):y_max + 1, max(x_min, 0):x_max + 1])
   truncated = (x_min, y_min, x_max, y_max)
-  return any(box_overlap(truncated, robust_boxes[i - 1]) > threshold for i in inside if i != 0)
+  return any(box_overlap(truncated, robust_boxes[i - 1]) > threshold for i in inside if i not in (0, ignored))

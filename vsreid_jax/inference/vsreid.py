@@ -12,7 +12,7 @@ from vsreid_jax.flow.provider import DisFlow
 from vsreid_jax.inference import reid
 from vsreid_jax.inference.boxes import box_area, object_boxes
 from vsreid_jax.inference.predictor import BucketedPredictor
-from vsreid_jax.inference.propagation import VideoState, propagate
+from vsreid_jax.inference.propagation import NO_SOURCE, VideoState, propagate
 from vsreid_jax.inference.recovery import recover
 
 
@@ -115,9 +115,10 @@ def segment_video(frames, first_mask, predictor, flows, config, scorer=None, log
      object round (all objects). Each picks the single best re-ID box over the
      video (`reid.best_candidate`), recovers the object there (`recover`),
      re-propagates it back and on until the nearest frame where it appears, and
-     repeats until no box qualifies. Not in the official code: re-propagation
-     also stops where the mask no longer looks like the object
-     (`config.reid_keep_threshold`).
+     repeats until no box qualifies. Not in the official code
+     (`config.reid_keep_threshold`): masks that do not look like their object
+     count as missing for the selection and are replaced by re-propagation,
+     which also stops where its own mask does not look like the object.
 
   Args:
     frames: the video's uint8 RGB [H, W, 3] frames (`len`, indexing), such as a
@@ -159,6 +160,7 @@ def _reid_rounds(state, scorer, log):
   config, store = state.config, state.probabilities
   num_frames = store.num_frames
   is_person = np.asarray(scorer.person_scores(), np.float64) > config.person_threshold
+  likeness = _Likeness(state, scorer)
   recoveries = []
   for kind in reid.ROUNDS:
     targets = [j for j in range(state.num_objects) if kind == 'object' or is_person[j]]
@@ -172,15 +174,21 @@ def _reid_rounds(state, scorer, log):
 
     while targets:
       appears = store.appears()
-      found = reid.best_candidate(candidates, store.labels, appears, state.sources, targets, config)
+      doubtful = likeness.doubtful(appears)
+      found = reid.best_candidate(candidates, store.labels, appears, state.sources, targets,
+                                  config, doubtful)
       if found is None:
         break
       frame, index = found.frame, found.index
+      # Re-propagation replaces doubtful masks, up to the nearest trusted one.
+      trusted = appears[:, index] & ~doubtful[:, index]
+      before = next((f for f in range(frame - 1, -1, -1) if trusted[f]), 0)
+      after = next((f for f in range(frame + 1, num_frames) if trusted[f]), num_frames)
+      sources = state.sources[before + 1:after, index]
+      sources[doubtful[before + 1:after, index]] = NO_SOURCE
       state.sources[frame, index] = frame
       recover(state, frame, index, found.box)
-      before = next((f for f in range(frame - 1, -1, -1) if appears[f, index]), 0)
-      after = next((f for f in range(frame + 1, num_frames) if appears[f, index]), num_frames)
-      keep = _still_looks_like(state, scorer, index)
+      keep = lambda f, index=index: likeness(f)[index] >= config.reid_keep_threshold
       backward = propagate(state, frame - 1, before, -1, [index], keep)
       forward = propagate(state, frame + 1, after, 1, [index], keep)
       recoveries.append(Recovery(kind, frame, index + 1, found.score, found.box,
@@ -189,21 +197,44 @@ def _reid_rounds(state, scorer, log):
   return recoveries
 
 
-def _still_looks_like(state, scorer, index):
-  """`frame -> bool`: whether object `index`'s mask in a frame has no box, or a box whose
-  `scorer.similarity` is at least `config.reid_keep_threshold` (always True at -1)."""
-  def check(frame):
+class _Likeness:
+  """Re-ID similarity of each object's mask box in each frame with its first look.
+
+  Kept per frame until the frame's masks change. With `reid_keep_threshold` at -1
+  nothing is computed: every mask looks like its object (the official algorithm).
+  """
+
+  def __init__(self, state, scorer):
+    self._state, self._scorer = state, scorer
+    self._cache = {}
+
+  def __call__(self, frame):
+    """float [N]: each object's similarity in `frame`; +inf where it has no mask."""
+    state = self._state
     if state.config.reid_keep_threshold <= -1:
-      return True
-    boxes = object_boxes(state.probabilities.labels(frame), state.num_objects)
-    if box_area(boxes[index]) <= 1:
-      return True
-    begin = time.perf_counter()
-    similarity = scorer.similarity(frame, boxes.astype(np.float32),
-                                   np.arange(state.num_objects) == index)[index]
-    state.timings['reid'] += time.perf_counter() - begin
-    return similarity >= state.config.reid_keep_threshold
-  return check
+      return np.full(state.num_objects, np.inf)
+    version = state.probabilities.version(frame)
+    if self._cache.get(frame, (None,))[0] != version:
+      boxes = object_boxes(state.probabilities.labels(frame), state.num_objects)
+      present = np.array([box_area(box) > 1 for box in boxes])
+      similarity = np.full(state.num_objects, np.inf)
+      if present.any():
+        begin = time.perf_counter()
+        similarity[present] = self._scorer.similarity(frame, boxes.astype(np.float32),
+                                                      present)[present]
+        state.timings['reid'] += time.perf_counter() - begin
+      self._cache[frame] = (version, similarity)
+    return self._cache[frame][1]
+
+  def doubtful(self, appears):
+    """bool [T, N]: masks after the first frame whose similarity is below
+    `reid_keep_threshold` (`appears` [T, N] says which objects have one)."""
+    doubtful = np.zeros_like(appears)
+    if self._state.config.reid_keep_threshold > -1:
+      for frame in range(1, len(appears)):
+        if appears[frame].any():
+          doubtful[frame] = self(frame) < self._state.config.reid_keep_threshold
+    return doubtful
 
 
 class VSReID:
