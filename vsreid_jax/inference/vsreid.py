@@ -118,7 +118,8 @@ def segment_video(frames, first_mask, predictor, flows, config, scorer=None, log
      repeats until no box qualifies. Not in the official code
      (`config.reid_keep_threshold`): masks that do not look like their object
      count as missing for the selection and are replaced by re-propagation,
-     which also stops where its own mask does not look like the object.
+     which also stops where its own mask does not look like the object; those
+     still left after the rounds are dropped.
 
   Args:
     frames: the video's uint8 RGB [H, W, 3] frames (`len`, indexing), such as a
@@ -194,6 +195,9 @@ def _reid_rounds(state, scorer, log):
       recoveries.append(Recovery(kind, frame, index + 1, found.score, found.box,
                                  len(backward), len(forward)))
       log(recoveries[-1].describe())
+  # What still does not look like its object is taken for something else hiding it.
+  for frame, index in zip(*np.nonzero(likeness.doubtful(store.appears()))):
+    store.clear(frame, index)
   return recoveries
 
 
