@@ -114,4 +114,5 @@ def _occludes(box, labels, robust_boxes, threshold, ignored=None):
   x_min, y_min, x_max, y_max = box.astype(np.int64)
   inside = np.unique(labels[max(y_min, 0):y_max + 1, max(x_min, 0):x_max + 1])
   truncated = (x_min, y_min, x_max, y_max)
-  return any(box_overlap(truncated, robust_boxes[i - 1]) > threshold for i in inside if i not in (0, ignored))
+  return any(box_overlap(truncated, robust_boxes[i - 1]) > threshold
+             for i in inside if i not in (0, ignored))
