@@ -66,12 +66,14 @@ class TruthScorer:
   def __init__(self, instances, num_objects, persons=()):
     self.instances, self.num_objects, self.persons = np.asarray(instances), num_objects, persons
     self.calls = []
+    self.similarity_calls = []
 
   def person_scores(self):
     return np.array([0.9 if k in self.persons else 0.1 for k in range(self.num_objects)])
 
   def similarity(self, frame, boxes, valid):
     """0.9 for a box mostly on the object's own instance, 0.05 for any other."""
+    self.similarity_calls.append(frame)
     scores = np.zeros(len(boxes))
     for index, (x_min, y_min, x_max, y_max) in enumerate(np.asarray(boxes, int)):
       inside = self.instances[frame, y_min:y_max, x_min:x_max]
@@ -123,8 +125,14 @@ def test_hidden_object_is_lost_by_propagation_and_recovered_by_reid():
   np.testing.assert_array_equal(alone[:10], labels[:10])
   assert not np.any(alone[10:] == 2)
 
-  segmentation, predicted = run(labels, TruthScorer(labels, 2))
+  scorer = TruthScorer(labels, 2)
+  segmentation, predicted = run(labels, scorer)
   np.testing.assert_array_equal(predicted, labels)
+  # Every frame's masks are compared with the templates, again only where the rounds changed
+  # them (frames 29-39).
+  asked = np.bincount(scorer.similarity_calls, minlength=40)
+  np.testing.assert_array_equal(asked[:29], [0] + [1] * 28)
+  assert np.all(asked[29:] == 2)
   [recovery] = segmentation.recoveries
   assert (recovery.round, recovery.frame, recovery.object_id) == ('object', 30, 2)
   assert recovery.score == 0.9
