@@ -110,6 +110,18 @@ def test_version_changes_with_every_change_of_its_frame_only():
   assert store.version(0) == versions[-1]  # reading changes nothing
 
 
+def test_boxes_and_appears_follow_every_change():
+  store = ObjectProbabilities(2, 6, 6, 2)
+  np.testing.assert_array_equal(store.appears(), np.zeros((2, 2), bool))
+  store.set(1, 1, (1, 2, 4, 5), np.ones((3, 3)))
+  np.testing.assert_array_equal(store.boxes(1), [EMPTY_BOX, (1, 2, 4, 5)])
+  np.testing.assert_array_equal(store.appears(), [[False, False], [False, True]])
+  store.clear_where(1, np.arange(36).reshape(6, 6) % 6 >= 3)  # columns 3-5
+  np.testing.assert_array_equal(store.boxes(1), [EMPTY_BOX, (1, 2, 3, 5)])
+  store.clear(1, 1)
+  np.testing.assert_array_equal(store.appears(), np.zeros((2, 2), bool))
+
+
 class _Recorder:
   patch_size = 9
 

@@ -25,9 +25,10 @@ class ObjectProbabilities:
     self._dtype = np.dtype(dtype)
     # [frame][object] -> (box, crop) or None where the object has no probability.
     self._crops = [[None] * num_objects for _ in range(num_frames)]
-    self._appears = np.zeros((num_frames, num_objects), bool)
-    self._stale = set(range(num_frames))
     self._versions = np.zeros(num_frames, np.int64)
+    # Each frame's object boxes, and the version of the frame they were computed at.
+    self._boxes = np.zeros((num_frames, num_objects, 4), np.int64)
+    self._boxes_versions = np.full(num_frames, -1, np.int64)
 
   def set(self, frame, index, box, foreground):
     """Sets object `index` to `foreground` inside `box` and to 0 elsewhere in `frame`.
@@ -73,7 +74,6 @@ class ObjectProbabilities:
     self._changed(frame)
 
   def _changed(self, frame):
-    self._stale.add(frame)
     self._versions[frame] += 1
 
   def version(self, frame):
@@ -98,13 +98,18 @@ class ObjectProbabilities:
     """uint8 [H, W] label map of `frame`: argmax of the merged probabilities."""
     return np.argmax(self.merged(frame), axis=-1).astype(np.uint8)
 
+  def boxes(self, frame):
+    """int64 [N, 4]: `object_boxes` of the frame's label map, kept until the frame changes."""
+    if self._boxes_versions[frame] != self._versions[frame]:
+      self._boxes[frame] = object_boxes(self.labels(frame), self.num_objects)
+      self._boxes_versions[frame] = self._versions[frame]
+    return self._boxes[frame].copy()
+
   def appears(self):
     """bool [T, N]: the object's box in the frame's label map has area > 1 (official `appear`)."""
-    for frame in sorted(self._stale):
-      boxes = object_boxes(self.labels(frame), self.num_objects)
-      self._appears[frame] = [box_area(box) > 1 for box in boxes]
-    self._stale.clear()
-    return self._appears.copy()
+    for frame in np.flatnonzero(self._boxes_versions != self._versions):
+      self.boxes(frame)
+    return box_area(np.moveaxis(self._boxes, -1, 0)) > 1
 
   def nbytes(self):
     """Bytes held by the stored crops."""

@@ -10,7 +10,7 @@ from vsreid_jax.data import palette
 from vsreid_jax.errors import InputError
 from vsreid_jax.flow.provider import DisFlow
 from vsreid_jax.inference import reid
-from vsreid_jax.inference.boxes import box_area, object_boxes
+from vsreid_jax.inference.boxes import box_area
 from vsreid_jax.inference.predictor import BucketedPredictor
 from vsreid_jax.inference.propagation import NO_SOURCE, VideoState, propagate
 from vsreid_jax.inference.recovery import recover
@@ -219,8 +219,8 @@ class _Likeness:
       return np.full(state.num_objects, np.inf)
     version = state.probabilities.version(frame)
     if self._cache.get(frame, (None,))[0] != version:
-      boxes = object_boxes(state.probabilities.labels(frame), state.num_objects)
-      present = np.array([box_area(box) > 1 for box in boxes])
+      boxes = state.probabilities.boxes(frame)
+      present = box_area(boxes.T) > 1
       similarity = np.full(state.num_objects, np.inf)
       if present.any():
         begin = time.perf_counter()
