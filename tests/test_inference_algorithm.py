@@ -193,6 +193,32 @@ def test_object_whose_mask_moved_onto_an_occluder_is_looked_for_again(keep_thres
   np.testing.assert_array_equal(predicted, labels)
 
 
+class NeverAlikeScorer(TruthScorer):
+  """Finds every instance, but no mask ever looks like its object (0.05)."""
+
+  def similarity(self, frame, boxes, valid):
+    return np.where(valid, 0.05, 0.0)
+
+
+def test_recovered_masks_that_stay_doubtful_are_not_recovered_again():
+  labels = np.zeros((8, 48, 64), np.uint8)
+  labels[:, 5:15, 5:15] = 1
+  recoveries = []
+
+  def log(line):
+    recoveries.append(line)
+    assert len(recoveries) <= 6, 'a frame was recovered twice'
+
+  segmentation = segment_video(coded_frames(labels), labels[0], ColourOracle(),
+                               ZeroFlow(*labels.shape), make_config(), NeverAlikeScorer(labels, 1),
+                               log)
+  # Every frame but the first and last is recovered once, earliest first; each recovered mask
+  # is doubtful too, so re-propagation never gets past its neighbours' recoveries.
+  assert [r.frame for r in segmentation.recoveries] == [1, 2, 3, 4, 5, 6]
+  # ... and the doubtful masks are dropped after the rounds.
+  assert not any(segmentation.label_map(frame).any() for frame in range(1, 8))
+
+
 def test_doubtful_object_is_a_candidate_and_its_own_pixels_do_not_occlude():
   labels = np.zeros((40, 60), np.uint8)
   labels[5:25, 5:25] = 1  # object 1's (doubtful) mask lies under the re-ID box

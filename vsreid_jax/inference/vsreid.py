@@ -186,7 +186,9 @@ def _reid_rounds(state, scorer, log):
       before = next((f for f in range(frame - 1, -1, -1) if trusted[f]), 0)
       after = next((f for f in range(frame + 1, num_frames) if trusted[f]), num_frames)
       sources = state.sources[before + 1:after, index]
-      sources[doubtful[before + 1:after, index]] = NO_SOURCE
+      # A recovered mask keeps its source (itself), so no frame is recovered twice.
+      recovered = sources == np.arange(before + 1, after)
+      sources[doubtful[before + 1:after, index] & ~recovered] = NO_SOURCE
       state.sources[frame, index] = frame
       recover(state, frame, index, found.box)
       keep = lambda f, index=index: likeness(f)[index] >= config.reid_keep_threshold
