@@ -116,6 +116,7 @@ def test_boxes_and_appears_follow_every_change():
   store.set(1, 1, (1, 2, 4, 5), np.ones((3, 3)))
   np.testing.assert_array_equal(store.boxes(1), [EMPTY_BOX, (1, 2, 4, 5)])
   np.testing.assert_array_equal(store.appears(), [[False, False], [False, True]])
+  np.testing.assert_array_equal(store.appears_in(1), [False, True])
   store.clear_where(1, np.arange(36).reshape(6, 6) % 6 >= 3)  # columns 3-5
   np.testing.assert_array_equal(store.boxes(1), [EMPTY_BOX, (1, 2, 3, 5)])
   store.clear(1, 1)

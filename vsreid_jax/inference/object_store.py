@@ -105,12 +105,21 @@ class ObjectProbabilities:
       self._boxes_versions[frame] = self._versions[frame]
     return self._boxes[frame].copy()
 
+  def appears_in(self, frame):
+    """bool [N]: `appears()` of one frame."""
+    return _appear(self.boxes(frame))
+
   def appears(self):
     """bool [T, N]: the object's box in the frame's label map has area > 1 (official `appear`)."""
     for frame in np.flatnonzero(self._boxes_versions != self._versions):
       self.boxes(frame)
-    return box_area(np.moveaxis(self._boxes, -1, 0)) > 1
+    return _appear(self._boxes)
 
   def nbytes(self):
     """Bytes held by the stored crops."""
     return sum(entry[1].nbytes for row in self._crops for entry in row if entry is not None)
+
+
+def _appear(boxes):
+  """Whether boxes [..., 4] have area > 1 (the official `appear`)."""
+  return box_area(np.moveaxis(boxes, -1, 0)) > 1

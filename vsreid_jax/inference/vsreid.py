@@ -10,7 +10,6 @@ from vsreid_jax.data import palette
 from vsreid_jax.errors import InputError
 from vsreid_jax.flow.provider import DisFlow
 from vsreid_jax.inference import reid
-from vsreid_jax.inference.boxes import box_area
 from vsreid_jax.inference.predictor import BucketedPredictor
 from vsreid_jax.inference.propagation import NO_SOURCE, VideoState, propagate
 from vsreid_jax.inference.recovery import recover
@@ -222,7 +221,7 @@ class _Likeness:
     version = state.probabilities.version(frame)
     if self._cache.get(frame, (None,))[0] != version:
       boxes = state.probabilities.boxes(frame)
-      present = box_area(boxes.T) > 1
+      present = state.probabilities.appears_in(frame)
       similarity = np.full(state.num_objects, np.inf)
       if present.any():
         begin = time.perf_counter()
