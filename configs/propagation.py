@@ -14,6 +14,8 @@ Other video data: `--config.data.source=tfds_davis` (TFDS davis/480p) or `synthe
 
 import ml_collections
 
+from configs import common
+
 
 def get_config(arg=None):
   """Returns the propagation config; `arg` is None (video stage), 'static', 'demo' or 'smoke'."""
@@ -66,17 +68,10 @@ def get_config(arg=None):
   # Fraction of training examples drawn from synthetic videos generated into the workdir.
   data.synthetic_fraction = 0.0
   data.num_workers = 2
-  data.synthetic = ml_collections.ConfigDict(
-      {'num_train_videos': 16, 'num_eval_videos': 4, 'num_frames': 24, 'height': 240, 'width': 427})
+  data.synthetic = common.synthetic_videos(smoke=arg == 'smoke')
 
-  opt = config.optimizer = ml_collections.ConfigDict()
-  opt.learning_rate = 1e-3
-  opt.end_learning_rate = 0.0
-  opt.power = 0.9
-  opt.warmup_steps = 500
-  opt.momentum = 0.9
-  opt.weight_decay = 5e-4
-  opt.bias_lr_multiplier = 2.0
+  opt = config.optimizer = common.sgd_optimizer(power=0.9, weight_decay=5e-4,
+                                                bias_lr_multiplier=2.0)
 
   if arg == 'static':
     config.trainable_branches = ('rgb',)
@@ -114,10 +109,6 @@ def get_config(arg=None):
     model.patch_size = 129
     data.source = 'synthetic'
     data.flow_preset = 'fast'
-    data.synthetic.num_train_videos = 4
-    data.synthetic.num_eval_videos = 2
-    data.synthetic.height = 120
-    data.synthetic.width = 214
     opt.learning_rate = 0.01
     opt.warmup_steps = 2
   elif arg is not None:

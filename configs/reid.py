@@ -14,6 +14,8 @@
 
 import ml_collections
 
+from configs import common
+
 
 def get_config(arg=None):
   """Returns the re-ID config; `arg` is None, 'demo', 'smoke' or 'youtube_vis'."""
@@ -86,17 +88,9 @@ def get_config(arg=None):
   data.synthetic_fraction = 0.0
   data.coco_fraction = 0.0
   data.num_workers = 2
-  data.synthetic = ml_collections.ConfigDict(
-      {'num_train_videos': 16, 'num_eval_videos': 4, 'num_frames': 24, 'height': 240, 'width': 427})
+  data.synthetic = common.synthetic_videos(smoke=arg == 'smoke')
 
-  opt = config.optimizer = ml_collections.ConfigDict()
-  opt.learning_rate = 1e-3
-  opt.end_learning_rate = 0.0
-  opt.power = 1.0
-  opt.warmup_steps = 500
-  opt.momentum = 0.9
-  opt.weight_decay = 1e-4
-  opt.clip_norm = 10.0
+  opt = config.optimizer = common.sgd_optimizer(power=1.0, weight_decay=1e-4, clip_norm=10.0)
 
   if arg == 'smoke':
     config.batch_size = 2
@@ -117,10 +111,6 @@ def get_config(arg=None):
     data.image_height = 128
     data.image_width = 224
     data.max_boxes = 4
-    data.synthetic.num_train_videos = 4
-    data.synthetic.num_eval_videos = 2
-    data.synthetic.height = 120
-    data.synthetic.width = 214
     opt.learning_rate = 0.02
     opt.warmup_steps = 2
   elif arg == 'demo':

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from configs import propagation
+from configs import reid as reid_config
 from vsreid_jax import models
 from vsreid_jax.data import augment, synthetic
 from vsreid_jax.errors import InputError
@@ -352,3 +353,16 @@ def test_non_finite_loss_stops_training_naming_the_step(tmp_path, monkeypatch):
   with pytest.raises(loop.NonFiniteError, match='non-finite at step 3'):
     trainer.train_and_evaluate(config, tmp_path)
   assert not (tmp_path / 'checkpoints' / '6').exists()  # nothing non-finite was saved
+
+
+
+@pytest.mark.parametrize('module, variant, own_field', [
+    (propagation, None, 'bias_lr_multiplier'), (propagation, 'demo', 'bias_lr_multiplier'),
+    (propagation, 'smoke', 'bias_lr_multiplier'), (reid_config, None, 'clip_norm'),
+    (reid_config, 'demo', 'clip_norm'), (reid_config, 'smoke', 'clip_norm')])
+def test_training_configs_take_the_shared_blocks(module, variant, own_field):
+  config = module.get_config(variant)
+  assert own_field in config.optimizer
+  assert (config.optimizer.momentum, config.optimizer.end_learning_rate) == (0.9, 0.0)
+  # Smoke configs generate small synthetic videos; the others full-size ones.
+  assert config.data.synthetic.height == (120 if variant == 'smoke' else 240)
