@@ -14,7 +14,7 @@ Other video data: `--config.data.source=tfds_davis` (TFDS davis/480p) or `synthe
 
 import ml_collections
 
-from configs import common
+from vsreid_jax.training import config_blocks
 
 
 def get_config(arg=None):
@@ -68,10 +68,10 @@ def get_config(arg=None):
   # Fraction of training examples drawn from synthetic videos generated into the workdir.
   data.synthetic_fraction = 0.0
   data.num_workers = 2
-  data.synthetic = common.synthetic_videos(smoke=arg == 'smoke')
+  data.synthetic = config_blocks.synthetic_videos(smoke=arg == 'smoke')
 
-  opt = config.optimizer = common.sgd_optimizer(power=0.9, weight_decay=5e-4,
-                                                bias_lr_multiplier=2.0)
+  opt = config.optimizer = config_blocks.sgd_optimizer(power=0.9, weight_decay=5e-4,
+                                                      bias_lr_multiplier=2.0)
 
   if arg == 'static':
     config.trainable_branches = ('rgb',)

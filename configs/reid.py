@@ -14,7 +14,7 @@
 
 import ml_collections
 
-from configs import common
+from vsreid_jax.training import config_blocks
 
 
 def get_config(arg=None):
@@ -88,9 +88,9 @@ def get_config(arg=None):
   data.synthetic_fraction = 0.0
   data.coco_fraction = 0.0
   data.num_workers = 2
-  data.synthetic = common.synthetic_videos(smoke=arg == 'smoke')
+  data.synthetic = config_blocks.synthetic_videos(smoke=arg == 'smoke')
 
-  opt = config.optimizer = common.sgd_optimizer(power=1.0, weight_decay=1e-4, clip_norm=10.0)
+  opt = config.optimizer = config_blocks.sgd_optimizer(power=1.0, weight_decay=1e-4, clip_norm=10.0)
 
   if arg == 'smoke':
     config.batch_size = 2

@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -366,3 +367,15 @@ def test_training_configs_take_the_shared_blocks(module, variant, own_field):
   assert (config.optimizer.momentum, config.optimizer.end_learning_rate) == (0.9, 0.0)
   # Smoke configs generate small synthetic videos; the others full-size ones.
   assert config.data.synthetic.height == (120 if variant == 'smoke' else 240)
+
+
+def test_training_configs_load_from_any_directory(tmp_path):
+  root = pathlib.Path(__file__).resolve().parents[1]
+  code = ('from vsreid_jax import convert; import sys; '
+          'print(convert.load_config(sys.argv[1], "smoke").optimizer.power, '
+          'convert.load_config(sys.argv[2], "smoke").optimizer.power)')
+  done = subprocess.run([sys.executable, '-c', code, str(root / 'configs' / 'propagation.py'),
+                         str(root / 'configs' / 'reid.py')], cwd=tmp_path, capture_output=True,
+                        text=True, env={**os.environ, 'PYTHONPATH': ''})
+  assert done.returncode == 0, done.stderr
+  assert done.stdout.split() == ['0.9', '1.0']

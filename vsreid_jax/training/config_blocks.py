@@ -1,4 +1,7 @@
-"""Config blocks that the training configs (`propagation.py`, `reid.py`) share."""
+"""Config blocks that the training configs (`configs/propagation.py`, `configs/reid.py`) share.
+
+They live in the package so that a config file loads from any directory.
+"""
 
 import ml_collections
 
