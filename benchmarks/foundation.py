@@ -1,6 +1,6 @@
 """Times the foundation pieces on a DAVIS-sized synthetic sequence and prints a table.
 
-  python benchmarks/foundation.py [--frames 80] [--objects 3]
+  python -m benchmarks.foundation [--frames 80] [--objects 3]
 
 Rows: DIS flow per frame pair and preset, the official warp, reading frames,
 and the DAVIS evaluation of one sequence (480p).
@@ -13,7 +13,9 @@ import time
 
 import numpy as np
 
+from benchmarks.cli import positive_int
 from vsreid_jax.data import synthetic, video
+from vsreid_jax.errors import exit_on_input_error
 from vsreid_jax.evaluation import davis_eval
 from vsreid_jax.flow import dis
 from vsreid_jax.flow.warp import warp_labels
@@ -28,11 +30,15 @@ def median_seconds(function, repeats):
   return float(np.median(times))
 
 
+@exit_on_input_error
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--frames', type=int, default=80)
-  parser.add_argument('--objects', type=int, default=3)
+  parser.add_argument('--frames', type=positive_int, default=80, help='at least 28')
+  parser.add_argument('--objects', type=positive_int, default=3)
   args = parser.parse_args()
+  # The synthetic video hides an object for up to 20 frames and shows it 8 frames after.
+  if args.frames < 28:
+    parser.error(f'--frames must be at least 28, got {args.frames}')
   config = synthetic.SyntheticVideoConfig(num_frames=args.frames, height=480, width=854,
                                           num_objects=args.objects, seed=0)
   rows = []

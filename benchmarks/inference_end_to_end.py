@@ -1,7 +1,7 @@
 """End-to-end VS-ReID inference on a 480p synthetic video: frames/s, time per stage, peak host memory.
 
-  python benchmarks/inference_end_to_end.py [--configs demo paper] [--frames 40] [--objects 3]
-  python benchmarks/inference_end_to_end.py --checkpoint runs/demo/checkpoints --frames 1000 --objects 5
+  python -m benchmarks.inference_end_to_end [--configs demo paper] [--frames 40] [--objects 3]
+  python -m benchmarks.inference_end_to_end --checkpoint runs/demo/checkpoints --frames 1000 --objects 5
 
 For each propagation config, a network with random weights (speed does not
 depend on their values; a random network loses objects early, though, so it
@@ -23,8 +23,10 @@ import time
 import jax
 import numpy as np
 
+from benchmarks.cli import positive_int
 from vsreid_jax import checkpoints, convert, models
 from vsreid_jax.data import synthetic
+from vsreid_jax.errors import exit_on_input_error
 from vsreid_jax.models.random_init import he_random_variables
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -51,11 +53,13 @@ def child(args):
   print(json.dumps(timings))
 
 
+@exit_on_input_error
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--configs', nargs='+', default=['demo', 'paper'])
-  parser.add_argument('--frames', type=int, default=40)
-  parser.add_argument('--objects', type=int, default=3)
+  parser.add_argument('--configs', nargs='+', default=['demo', 'paper'],
+                      choices=['demo', 'paper', 'smoke'])
+  parser.add_argument('--frames', type=positive_int, default=40, help='at least 9')
+  parser.add_argument('--objects', type=positive_int, default=3)
   parser.add_argument('--checkpoint', type=pathlib.Path, help='a trained propagation checkpoint')
   parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
   for flag in ('--propagation', '--reid', '--sequence', '--first-mask', '--output'):
@@ -63,6 +67,8 @@ def main():
   args = parser.parse_args()
   if args.child:
     return child(args)
+  if args.frames < 9:
+    parser.error(f'--frames must be at least 9, got {args.frames}')
   rows = []
   with tempfile.TemporaryDirectory() as root:
     root = pathlib.Path(root)
@@ -90,9 +96,10 @@ def main():
       size = config.model.patch_size
       start = time.perf_counter()
       done = subprocess.run(
-          [sys.executable, __file__, '--child', '--propagation', str(directory), '--reid',
-           str(root / 'reid'), '--sequence', str(sequence), '--first-mask', str(first_mask),
-           '--output', str(root / f'out_{name}')], capture_output=True, text=True)
+          [sys.executable, '-m', 'benchmarks.inference_end_to_end', '--child', '--propagation',
+           str(directory), '--reid', str(root / 'reid'), '--sequence', str(sequence),
+           '--first-mask', str(first_mask), '--output', str(root / f'out_{name}')],
+          capture_output=True, text=True, cwd=REPO)
       if done.returncode:
         sys.exit(f'segmenting with the {name} config failed:\n{done.stderr[-3000:]}')
       timings = json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,6 +1,6 @@
 """Times the MP2S propagation forward pass (a batch of instance patches) and prints a table.
 
-  python benchmarks/propagation_forward.py --configs paper,smoke --dtypes float32,bfloat16
+  python -m benchmarks.propagation_forward --configs paper,smoke --dtypes float32,bfloat16
 
 Each row: one config, patch size, dtype, and the patches of one frame without
 or with horizontal-flip averaging (which doubles the batch). Weights are random
@@ -18,7 +18,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.cli import name_list, positive_int
 from vsreid_jax import convert, models
+from vsreid_jax.errors import exit_on_input_error
 from vsreid_jax.models.random_init import he_random_variables
 
 
@@ -66,15 +68,19 @@ def time_forward(model_config, size, patches, baseline, repeats):
   return compile_seconds, flops, statistics.median(seconds)
 
 
+@exit_on_input_error
 def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--configs', default='paper,smoke', help='comma-separated: paper, smoke')
-  parser.add_argument('--dtypes', default='float32,bfloat16')
-  parser.add_argument('--patches', type=int, default=1, help='instance patches per frame')
-  parser.add_argument('--size', type=int, help='patch size (default: the config\'s)')
-  parser.add_argument('--flip', default='no,yes', help='rows without and/or with flip averaging')
-  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--configs', type=name_list(('paper', 'demo', 'smoke')),
+                      default='paper,smoke', help='comma-separated: paper, demo, smoke')
+  parser.add_argument('--dtypes', type=name_list(('float32', 'bfloat16', 'float16')),
+                      default='float32,bfloat16')
+  parser.add_argument('--patches', type=positive_int, default=1, help='instance patches per frame')
+  parser.add_argument('--size', type=positive_int, help='patch size (default: the config\'s)')
+  parser.add_argument('--flip', type=name_list(('no', 'yes')), default='no,yes',
+                      help='rows without and/or with flip averaging')
+  parser.add_argument('--repeats', type=positive_int, default=3)
   parser.add_argument('--baseline', action='store_true',
                       help='training-layout network, default XLA flags')
   args = parser.parse_args()
@@ -82,16 +88,16 @@ def main():
   device = jax.devices()[0]
   print(f'device: {device.device_kind} ({jax.default_backend()}), jax {jax.__version__}, '
         f'{"baseline" if args.baseline else "inference variant"}')
-  peaks = {dtype: measure_matmul_peak(jnp.dtype(dtype)) for dtype in args.dtypes.split(',')}
+  peaks = {dtype: measure_matmul_peak(jnp.dtype(dtype)) for dtype in args.dtypes}
   print('matmul peak: ' + ', '.join(f'{d} {p / 1e9:.0f} GFLOP/s' for d, p in peaks.items()))
   header = (f'{"config":<7}{"size":>5}{"patches":>8}{"flip":>5}{"dtype":>10}{"compile s":>10}'
             f'{"GFLOP":>9}{"forward s":>10}{"GFLOP/s":>9}{"of peak":>8}')
   print(header)
   print('-' * len(header))
-  for name in args.configs.split(','):
+  for name in args.configs:
     config = convert.load_config(arg=None if name == 'paper' else name)
     size = args.size or config.model.patch_size
-    for flip in args.flip.split(','):
+    for flip in args.flip:
       patches = args.patches * (2 if flip == 'yes' else 1)
       for dtype, peak in peaks.items():
         config.model.dtype = dtype

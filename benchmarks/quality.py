@@ -20,6 +20,7 @@ import pathlib
 import shutil
 import time
 
+from benchmarks.cli import name_list
 from configs import inference as inference_config
 from vsreid_jax.data import synthetic
 from vsreid_jax.errors import exit_on_input_error
@@ -48,16 +49,12 @@ def main():
   parser.add_argument('--synthetic-videos', type=int, default=5)
   parser.add_argument('--seed', type=int, default=1000)
   parser.add_argument('--finetune-steps', type=int, default=demo.FINETUNE_STEPS)
-  parser.add_argument('--methods', default=','.join(METHODS),
+  parser.add_argument('--methods', type=name_list(METHODS), default=','.join(METHODS),
                       help=f'comma-separated subset of {",".join(METHODS)}')
   parser.add_argument('--plain-reid-scores', action='store_true',
                       help='re-ID scores without the nearest-template rule (reid_nearest_template)')
   parser.add_argument('--output', type=pathlib.Path, default=pathlib.Path('outputs/quality'))
   args = parser.parse_args()
-  methods = args.methods.split(',')
-  unknown = sorted(set(methods) - set(METHODS))
-  if unknown:
-    parser.error(f'unknown --methods {",".join(unknown)}; expected some of {",".join(METHODS)}')
   clips = []
   if args.davis_root:
     clips.append(demo.Clip(f'davis-{args.split}', args.davis_root, args.split))
@@ -66,7 +63,7 @@ def main():
   config = inference_config.get_config()
   config.reid_nearest_template = not args.plain_reid_scores
   segmenters = {}
-  for name in methods:
+  for name in args.methods:
     if name == demo.FLOW_BASELINE:
       segmenters[name] = None
     else:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.cli import name_list, positive_int
 from configs import reid as reid_config
 from vsreid_jax.reid import detection
 from vsreid_jax.reid.model import build_detection_settings, build_detector
@@ -37,9 +38,10 @@ def time_call(function, repeats):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--configs', default='default,smoke')
-  parser.add_argument('--templates', type=int, default=5)
-  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--configs', type=name_list(('default', 'demo', 'smoke', 'youtube_vis')),
+                      default='default,smoke')
+  parser.add_argument('--templates', type=positive_int, default=5)
+  parser.add_argument('--repeats', type=positive_int, default=3)
   args = parser.parse_args()
   rng = np.random.default_rng(0)
   frame = rng.integers(0, 255, (1, HEIGHT, WIDTH, 3), dtype=np.uint8)
@@ -49,7 +51,7 @@ def main():
   print(f'{jax.devices()[0].device_kind}, one {HEIGHT}x{WIDTH} frame')
   print(f'{"config":8} {"detect compile s":>17} {"detect s":>9} {"embed compile s":>16} '
         f'{"embed s":>8}')
-  for name in args.configs.split(','):
+  for name in args.configs:
     config = reid_config.get_config(None if name == 'default' else name)
     model = build_detector(config.model)
     settings = build_detection_settings(config.detection)

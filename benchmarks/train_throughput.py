@@ -1,6 +1,6 @@
 """Training throughput of the propagation network: steps/s and images/s per device, and the input pipeline.
 
-  python benchmarks/train_throughput.py [--configs smoke paper] [--steps 3] [--dtypes float32]
+  python -m benchmarks.train_throughput [--configs smoke paper] [--steps 3] [--dtypes float32]
 
 The network rows time the jitted train step alone on random inputs (compile
 time separate); the pipeline row times building a batch of real examples
@@ -16,7 +16,9 @@ import time
 import jax
 import numpy as np
 
+from benchmarks.cli import positive_int
 from vsreid_jax import convert, models
+from vsreid_jax.errors import exit_on_input_error
 from vsreid_jax.training import optimizer, propagation_data, trainer
 
 
@@ -59,12 +61,15 @@ def time_pipeline(config, batches):
     return (time.perf_counter() - start) / batches
 
 
+@exit_on_input_error
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--configs', nargs='+', default=['smoke', 'paper'])
-  parser.add_argument('--dtypes', nargs='+', default=['float32'])
-  parser.add_argument('--steps', type=int, default=3)
-  parser.add_argument('--paper-batch-size', type=int, default=1)
+  parser.add_argument('--configs', nargs='+', default=['smoke', 'paper'],
+                      choices=['smoke', 'demo', 'paper'])
+  parser.add_argument('--dtypes', nargs='+', default=['float32'],
+                      choices=['float32', 'bfloat16', 'float16'])
+  parser.add_argument('--steps', type=positive_int, default=3)
+  parser.add_argument('--paper-batch-size', type=positive_int, default=1)
   args = parser.parse_args()
   devices = jax.device_count()
   print(f'{jax.devices()[0].device_kind} x{devices}, jax {jax.__version__}')
