@@ -11,11 +11,14 @@ sequence's first frame (`vs-reid-ft`); --methods runs a subset, and
 --plain-reid-scores scores re-ID boxes by plain cosine similarity (no
 `reid_nearest_template`). Synthetic videos (48 frames, 240x427) come from seeds
 --seed, --seed + 1, ..., which training never uses; their hidden objects give
-the count found again after being fully hidden.
+the count found again after being fully hidden. --truth-reid takes the likeness
+of masks, the candidate boxes or both from the synthetic videos' instance
+ground truth (`vsreid_jax.inference.truth_reid`): what a perfect re-ID would give.
 """
 
 import argparse
 import dataclasses
+import functools
 import pathlib
 import shutil
 import time
@@ -24,7 +27,7 @@ from benchmarks.cli import name_list
 from configs import inference as inference_config
 from vsreid_jax.data import synthetic
 from vsreid_jax.errors import exit_on_input_error
-from vsreid_jax.inference import demo
+from vsreid_jax.inference import demo, truth_reid
 
 METHODS = (demo.FLOW_BASELINE, 'vs-reid', 'vs-reid-ft')
 
@@ -53,8 +56,12 @@ def main():
                       help=f'comma-separated subset of {",".join(METHODS)}')
   parser.add_argument('--plain-reid-scores', action='store_true',
                       help='re-ID scores without the nearest-template rule (reid_nearest_template)')
+  parser.add_argument('--truth-reid', choices=truth_reid.PARTS,
+                      help='re-ID (or half of it) from ground truth; synthetic videos only')
   parser.add_argument('--output', type=pathlib.Path, default=pathlib.Path('outputs/quality'))
   args = parser.parse_args()
+  if args.truth_reid and (args.davis_root or not args.synthetic_videos):
+    parser.error('--truth-reid needs instance ground truth: synthetic videos only, no --davis-root')
   clips = []
   if args.davis_root:
     clips.append(demo.Clip(f'davis-{args.split}', args.davis_root, args.split))
@@ -68,12 +75,17 @@ def main():
       segmenters[name] = None
     else:
       steps = args.finetune_steps if name == 'vs-reid-ft' else 0
+      wrap_reid = None
+      if args.truth_reid:
+        wrap_reid = functools.partial(truth_reid.truth_reid_factory, clips[-1].videos,
+                                      args.truth_reid)
       segmenters[name] = demo.vsreid_segmenter(config, args.propagation_checkpoint,
-                                               args.reid_checkpoint, steps)
+                                               args.reid_checkpoint, steps, wrap_reid)
   start = time.perf_counter()
   results = demo.segment_and_score(clips, segmenters, args.output, log=lambda line: None,
                                    overlays=False)
-  print(f'propagation {args.propagation_checkpoint}, re-ID {args.reid_checkpoint}, '
+  reid = f'{args.reid_checkpoint}' + (f', {args.truth_reid} from ground truth' if args.truth_reid else '')
+  print(f'propagation {args.propagation_checkpoint}, re-ID {reid}, '
         f'{args.finetune_steps} fine-tuning steps for -ft; {time.perf_counter() - start:.0f} s')
   print(demo.format_scores(results))
 

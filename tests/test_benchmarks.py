@@ -78,6 +78,7 @@ def test_inference_end_to_end_segments_a_short_video():
 
 @pytest.mark.parametrize('name, args, message', [
     ('quality', ['--methods', 'flow-only,nope'], 'argument --methods: unknown nope'),
+    ('quality', ['--truth-reid', 'both', '--davis-root', 'x'], '--truth-reid needs instance'),
     ('foundation', ['--frames', '4'], '--frames must be at least 28, got 4'),
     ('inference_end_to_end', ['--configs', 'bogus'], "argument --configs: invalid choice: 'bogus'"),
     ('propagation_forward', ['--repeats', '0'], "argument --repeats: expected a positive integer"),

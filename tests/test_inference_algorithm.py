@@ -8,8 +8,7 @@ from vsreid_jax.data import synthetic
 from vsreid_jax.errors import InputError
 from vsreid_jax.evaluation import metrics
 from vsreid_jax.flow.provider import DisFlow
-from vsreid_jax.inference import reid
-from vsreid_jax.inference.boxes import object_boxes
+from vsreid_jax.inference import reid, truth_reid
 from vsreid_jax.inference.propagation import NO_SOURCE, VideoState, propagate
 from vsreid_jax.inference.vsreid import segment_video
 
@@ -60,11 +59,13 @@ class ZeroFlow:
     return self._zeros
 
 
-class TruthScorer:
-  """A re-ID network that knows: a box per visible instance, 0.9 for itself, 0.05 for the others."""
+class TruthScorer(truth_reid.TruthReid):
+  """Ground-truth re-ID (0.9 for an object's own instance, 0.05 for the others) that records
+  its calls; objects in `persons` are persons."""
 
   def __init__(self, instances, num_objects, persons=()):
-    self.instances, self.num_objects, self.persons = np.asarray(instances), num_objects, persons
+    super().__init__(instances, num_objects)
+    self.persons = persons
     self.calls = []
     self.similarity_calls = []
 
@@ -72,27 +73,12 @@ class TruthScorer:
     return np.array([0.9 if k in self.persons else 0.1 for k in range(self.num_objects)])
 
   def similarity(self, frame, boxes, valid):
-    """0.9 for a box mostly on the object's own instance, 0.05 for any other."""
     self.similarity_calls.append(frame)
-    scores = np.zeros(len(boxes))
-    for index, (x_min, y_min, x_max, y_max) in enumerate(np.asarray(boxes, int)):
-      inside = self.instances[frame, y_min:y_max, x_min:x_max]
-      inside = inside[inside > 0]
-      if valid[index]:
-        scores[index] = 0.9 if inside.size and np.bincount(inside).argmax() == index + 1 else 0.05
-    return scores
+    return super().similarity(frame, boxes, valid)
 
   def candidates(self, frame, kind, labels):
-    del labels
     self.calls.append((frame, kind))
-    count = int(self.instances.max())
-    boxes = object_boxes(self.instances[frame], count).astype(np.float64)
-    visible = np.flatnonzero(np.bincount(self.instances[frame].ravel(), minlength=count + 1)[1:])
-    scores = np.full((len(visible), self.num_objects), 0.05)
-    for row, instance in enumerate(visible):
-      if instance < self.num_objects:
-        scores[row, instance] = 0.9
-    return boxes[visible], scores
+    return super().candidates(frame, kind, labels)
 
 
 def make_config(**overrides):

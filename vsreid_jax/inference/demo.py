@@ -77,7 +77,7 @@ def demo_clips(output_dir, seed=0, log=print):
 
 
 def vsreid_segmenter(config, propagation_dir=SHIPPED_PROPAGATION, reid_dir=SHIPPED_REID,
-                     finetune_steps=FINETUNE_STEPS):
+                     finetune_steps=FINETUNE_STEPS, wrap_reid=None):
   """VS-ReID with the given networks (default the shipped ones).
 
   Args:
@@ -85,6 +85,8 @@ def vsreid_segmenter(config, propagation_dir=SHIPPED_PROPAGATION, reid_dir=SHIPP
     propagation_dir: the propagation network's checkpoint.
     reid_dir: the re-ID detector's checkpoint, or None for no re-ID rounds.
     finetune_steps: online fine-tuning steps on each video's first frame (0: none).
+    wrap_reid: optional callable turning the detector's re-ID factory (None without
+      `reid_dir`) into the one to use, such as a `truth_reid.truth_reid_factory`.
 
   Returns:
     a `FinetunedVSReID` if `finetune_steps`, else a `VSReID`.
@@ -94,6 +96,8 @@ def vsreid_segmenter(config, propagation_dir=SHIPPED_PROPAGATION, reid_dir=SHIPP
   """
   reid_factory = (None if reid_dir is None
                   else detector_reid_factory(reid_dir, config.reid_nearest_template))
+  if wrap_reid is not None:
+    reid_factory = wrap_reid(reid_factory)
   if finetune_steps:
     return FinetunedVSReID.from_checkpoint(propagation_dir, config, finetune_steps, reid_factory)
   return VSReID.from_checkpoint(propagation_dir, config, reid_factory)
