@@ -69,23 +69,22 @@ def main():
     clips.append(synthetic_clip(args.output / 'synthetic_data', args.synthetic_videos, args.seed))
   config = inference_config.get_config()
   config.reid_nearest_template = not args.plain_reid_scores
+  wrap_reid = None
+  if args.truth_reid:
+    wrap_reid = functools.partial(truth_reid.truth_reid_factory, clips[-1].videos, args.truth_reid)
   segmenters = {}
   for name in args.methods:
     if name == demo.FLOW_BASELINE:
       segmenters[name] = None
     else:
       steps = args.finetune_steps if name == 'vs-reid-ft' else 0
-      wrap_reid = None
-      if args.truth_reid:
-        wrap_reid = functools.partial(truth_reid.truth_reid_factory, clips[-1].videos,
-                                      args.truth_reid)
       segmenters[name] = demo.vsreid_segmenter(config, args.propagation_checkpoint,
                                                args.reid_checkpoint, steps, wrap_reid)
   start = time.perf_counter()
   results = demo.segment_and_score(clips, segmenters, args.output, log=lambda line: None,
                                    overlays=False)
-  reid = f'{args.reid_checkpoint}' + (f', {args.truth_reid} from ground truth' if args.truth_reid else '')
-  print(f'propagation {args.propagation_checkpoint}, re-ID {reid}, '
+  truth = f', {args.truth_reid} from ground truth' if args.truth_reid else ''
+  print(f'propagation {args.propagation_checkpoint}, re-ID {args.reid_checkpoint}{truth}, '
         f'{args.finetune_steps} fine-tuning steps for -ft; {time.perf_counter() - start:.0f} s')
   print(demo.format_scores(results))
 
