@@ -1,11 +1,14 @@
 """Ground-truth re-ID (`truth_reid`): scores from instance maps, found by the frames' folder."""
 
+import functools
+
 import numpy as np
 import pytest
 
+from configs import inference as inference_config
 from vsreid_jax.data import synthetic, video
 from vsreid_jax.errors import InputError
-from vsreid_jax.inference import truth_reid
+from vsreid_jax.inference import demo, truth_reid
 
 
 class FixedScorer:
@@ -73,3 +76,18 @@ def test_truth_needs_a_known_sequence_and_part(written):
     truth_reid.truth_reid_factory(videos, 'boxes')
   with pytest.raises(ValueError, match='needs the real scorer_factory'):
     truth_reid.truth_reid_factory(videos, 'likeness')
+
+
+def test_shipped_segmenter_takes_the_likeness_from_truth(written):
+  videos, frames = written
+  first_mask = videos['clip'].labels[0]
+  segmenter = demo.vsreid_segmenter(
+      inference_config.get_config(), finetune_steps=0,
+      wrap_reid=functools.partial(truth_reid.truth_reid_factory, videos, 'likeness'))
+  scorer = segmenter.reid_factory(frames, first_mask)
+  true_boxes, _ = truth_reid.TruthReid(videos['clip'].instances, 2).candidates(0, 'object', None)
+  np.testing.assert_array_equal(scorer.similarity(0, true_boxes[:2], np.array([True, True])),
+                                [0.9, 0.9])
+  # The candidates come from the shipped detector: its cosine scores, not the truth's 0.9/0.05.
+  _, scores = scorer.candidates(0, 'object', lambda frame: first_mask)
+  assert scores.size and not np.isin(scores, [truth_reid.OWN_SCORE, truth_reid.OTHER_SCORE]).all()
