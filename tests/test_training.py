@@ -356,7 +356,6 @@ def test_non_finite_loss_stops_training_naming_the_step(tmp_path, monkeypatch):
   assert not (tmp_path / 'checkpoints' / '6').exists()  # nothing non-finite was saved
 
 
-
 @pytest.mark.parametrize('module, variant, own_field', [
     (propagation, None, 'bias_lr_multiplier'), (propagation, 'demo', 'bias_lr_multiplier'),
     (propagation, 'smoke', 'bias_lr_multiplier'), (reid_config, None, 'clip_norm'),

@@ -34,11 +34,12 @@ class TruthReid:
     """`OWN_SCORE` for a box mostly on the object's own instance, `OTHER_SCORE` otherwise."""
     scores = np.zeros(len(boxes))
     for index, (x_min, y_min, x_max, y_max) in enumerate(np.asarray(boxes, int)):
+      if not valid[index]:
+        continue
       inside = self.instances[frame, max(y_min, 0):y_max, max(x_min, 0):x_max]
       inside = inside[inside > 0]
-      if valid[index]:
-        own = inside.size and np.bincount(inside).argmax() == index + 1
-        scores[index] = OWN_SCORE if own else OTHER_SCORE
+      own = inside.size and np.bincount(inside).argmax() == index + 1
+      scores[index] = OWN_SCORE if own else OTHER_SCORE
     return scores
 
   def candidates(self, frame, kind, labels):
