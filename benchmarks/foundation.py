@@ -33,12 +33,12 @@ def median_seconds(function, repeats):
 @exit_on_input_error
 def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--frames', type=positive_int, default=80, help='at least 28')
+  shortest = synthetic.min_num_frames(synthetic.SyntheticVideoConfig.hidden_frames)
+  parser.add_argument('--frames', type=positive_int, default=80, help=f'at least {shortest}')
   parser.add_argument('--objects', type=positive_int, default=3)
   args = parser.parse_args()
-  # The synthetic video hides an object for up to 20 frames and shows it 8 frames after.
-  if args.frames < 28:
-    parser.error(f'--frames must be at least 28, got {args.frames}')
+  if args.frames < shortest:
+    parser.error(f'--frames must be at least {shortest}, got {args.frames}')
   config = synthetic.SyntheticVideoConfig(num_frames=args.frames, height=480, width=854,
                                           num_objects=args.objects, seed=0)
   rows = []

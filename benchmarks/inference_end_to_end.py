@@ -58,7 +58,8 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--configs', nargs='+', default=['demo', 'paper'],
                       choices=['demo', 'paper', 'smoke'])
-  parser.add_argument('--frames', type=positive_int, default=40, help='at least 9')
+  shortest = synthetic.min_num_frames((1, 1))
+  parser.add_argument('--frames', type=positive_int, default=40, help=f'at least {shortest}')
   parser.add_argument('--objects', type=positive_int, default=3)
   parser.add_argument('--checkpoint', type=pathlib.Path, help='a trained propagation checkpoint')
   parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
@@ -67,14 +68,15 @@ def main():
   args = parser.parse_args()
   if args.child:
     return child(args)
-  if args.frames < 9:
-    parser.error(f'--frames must be at least 9, got {args.frames}')
+  if args.frames < shortest:
+    parser.error(f'--frames must be at least {shortest}, got {args.frames}')
+  longest_hidden = args.frames - shortest + 1  # the longest span this many frames allow
   rows = []
   with tempfile.TemporaryDirectory() as root:
     root = pathlib.Path(root)
     clip = synthetic.generate_video(synthetic.SyntheticVideoConfig(
         num_frames=args.frames, height=480, width=854, num_objects=args.objects,
-        hidden_frames=(max(1, min(10, args.frames - 10)), max(1, min(20, args.frames - 8))), seed=0))
+        hidden_frames=(max(1, min(10, longest_hidden - 2)), min(20, longest_hidden)), seed=0))
     synthetic.write_davis(root / 'davis', {'clip': clip}, 'val')
     del clip
     sequence = root / 'davis' / 'JPEGImages' / '480p' / 'clip'

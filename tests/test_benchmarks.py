@@ -81,6 +81,7 @@ def test_inference_end_to_end_segments_a_short_video():
     ('quality', ['--truth-reid', 'both', '--davis-root', 'x'], '--truth-reid needs instance'),
     ('foundation', ['--frames', '4'], '--frames must be at least 28, got 4'),
     ('inference_end_to_end', ['--configs', 'bogus'], "argument --configs: invalid choice: 'bogus'"),
+    ('inference_end_to_end', ['--frames', '8'], '--frames must be at least 9, got 8'),
     ('propagation_forward', ['--repeats', '0'], "argument --repeats: expected a positive integer"),
     ('reid_forward', ['--configs', 'default,nope'], 'argument --configs: unknown nope'),
     ('train_throughput', ['--steps', 'x'], "argument --steps: expected a positive integer")])

@@ -209,6 +209,15 @@ def test_generate_davis_writes_distinct_videos_per_split(tmp_path):
   np.testing.assert_array_equal(again_labels, first_labels[0])
 
 
+def test_shortest_video_still_shows_the_hidden_object_before_and_after():
+  shortest = synthetic.min_num_frames((9, 9))
+  with pytest.raises(InputError, match=f'at least hidden_frames\\[1\\] \\+ 8 = {shortest}'):
+    dataclasses.replace(SMALL, num_frames=shortest - 1, hidden_frames=(9, 9))
+  video = _generate(num_frames=shortest, hidden_frames=(9, 9), hide_by='occluder')
+  span = video.hidden_window
+  assert span[1] - span[0] == 9 and span[0] >= 1 and span[1] < shortest
+
+
 @pytest.mark.parametrize('changes, field', [
     ({'num_frames': 0}, 'num_frames'),
     ({'num_frames': 16}, 'num_frames'),

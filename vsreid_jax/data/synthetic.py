@@ -70,10 +70,10 @@ class SyntheticVideoConfig:
                              ('num_distractors', 0, 20), ('seed', 0, 2**63 - 1)):
       _check_number(getattr(self, field), f'SyntheticVideoConfig.{field}', low, high, integer=True)
     _check_range(self.hidden_frames, 'SyntheticVideoConfig.hidden_frames', 1, 100_000, integer=True)
-    if self.num_frames < self.hidden_frames[1] + 8:
-      raise InputError(f'SyntheticVideoConfig.num_frames must be at least hidden_frames[1] + 8 = '
-                       f'{self.hidden_frames[1] + 8} (visible frames before and after), '
-                       f'got {self.num_frames}')
+    if self.num_frames < min_num_frames(self.hidden_frames):
+      raise InputError(f'SyntheticVideoConfig.num_frames must be at least hidden_frames[1] + '
+                       f'{2 * motion.MIN_VISIBLE} = {min_num_frames(self.hidden_frames)} (visible '
+                       f'frames before and after), got {self.num_frames}')
     if self.hide_by not in _HIDE_MODES:
       raise InputError(
           f'SyntheticVideoConfig.hide_by must be one of {_HIDE_MODES}, got {self.hide_by!r}')
@@ -84,6 +84,11 @@ class SyntheticVideoConfig:
     _check_number(self.max_speed, 'SyntheticVideoConfig.max_speed', 1e-3, 0.2, integer=False)
     _check_number(self.camera_pan, 'SyntheticVideoConfig.camera_pan', 0.0, 1.0, integer=False)
     _check_number(self.noise_std, 'SyntheticVideoConfig.noise_std', 0.0, 50.0, integer=False)
+
+
+def min_num_frames(hidden_frames):
+  """The shortest video that can hide an object for up to `hidden_frames[1]` frames."""
+  return hidden_frames[1] + 2 * motion.MIN_VISIBLE
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,9 @@ import numpy as np
 
 from vsreid_jax.data.synthetic_appearance import pose_sprite
 
+# Frames in which the hidden object shows before its hidden span, and after it, at least.
+MIN_VISIBLE = 4
+
 # Pixels between a hidden object's outline and the edge that hides it: anti-aliasing and
 # bilinear warping spread a drawn outline by up to two pixels.
 _MARGIN = 3.0
@@ -206,7 +209,7 @@ def plan_centres(rng, config, sprites, angles, scales, target, depth_order, hide
   radii = np.array([sprite.radius for sprite in sprites])
   max_step = config.max_speed * min(height, width)
   length = int(rng.integers(config.hidden_frames[0], config.hidden_frames[1] + 1))
-  before = max(4, (num_frames - length) // 4)
+  before = max(MIN_VISIBLE, (num_frames - length) // 4)
   first = int(rng.integers(before, num_frames - length - before + 1))
   last = first + length - 1
   extents = _extents(sprites[target].outline, angles[target], scales[target])
