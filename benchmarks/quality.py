@@ -70,8 +70,11 @@ def main():
   config = inference_config.get_config()
   config.reid_nearest_template = not args.plain_reid_scores
   wrap_reid = None
+  reid_checkpoint = args.reid_checkpoint
   if args.truth_reid:
     wrap_reid = functools.partial(truth_reid.truth_reid_factory, clips[-1].videos, args.truth_reid)
+    if args.truth_reid == 'both':
+      reid_checkpoint = None  # the detector would go unused
   segmenters = {}
   for name in args.methods:
     if name == demo.FLOW_BASELINE:
@@ -79,12 +82,12 @@ def main():
     else:
       steps = args.finetune_steps if name == 'vs-reid-ft' else 0
       segmenters[name] = demo.vsreid_segmenter(config, args.propagation_checkpoint,
-                                               args.reid_checkpoint, steps, wrap_reid)
+                                               reid_checkpoint, steps, wrap_reid)
   start = time.perf_counter()
   results = demo.segment_and_score(clips, segmenters, args.output, log=lambda line: None,
                                    overlays=False)
   truth = f', {args.truth_reid} from ground truth' if args.truth_reid else ''
-  print(f'propagation {args.propagation_checkpoint}, re-ID {args.reid_checkpoint}{truth}, '
+  print(f'propagation {args.propagation_checkpoint}, re-ID {reid_checkpoint}{truth}, '
         f'{args.finetune_steps} fine-tuning steps for -ft; {time.perf_counter() - start:.0f} s')
   print(demo.format_scores(results))
 

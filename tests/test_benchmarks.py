@@ -34,6 +34,16 @@ def test_quality_scores_flow_alone_on_a_synthetic_video(tmp_path):
   assert sorted(p.name for p in (tmp_path / 'flow-only' / 'synthetic-1000').glob('*.png'))[0] == '00000.png'
 
 
+def test_quality_with_all_of_reid_from_ground_truth_needs_no_detector(tmp_path):
+  result = _benchmark('quality', '--synthetic-videos', '1', '--methods', 'vs-reid',
+                      '--truth-reid', 'both', '--reid-checkpoint', str(tmp_path / 'missing'),
+                      '--output', str(tmp_path / 'out'))
+  assert result.returncode == 0, result.stderr
+  assert 're-ID None, both from ground truth' in result.stdout
+  [row] = [line for line in result.stdout.splitlines() if line.startswith('| vs-reid |')]
+  assert row.strip('|').split('|')[5].strip() == '1 of 1'
+
+
 def test_foundation_times_flow_warp_and_evaluation():
   result = _benchmark('foundation', '--frames', '28', '--objects', '1')
   assert result.returncode == 0, result.stderr
