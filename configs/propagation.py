@@ -69,6 +69,11 @@ def get_config(arg=None):
   data.synthetic_fraction = 0.0
   data.num_workers = 2
   data.synthetic = config_blocks.synthetic_videos(smoke=arg == 'smoke')
+  # Synthetic masks: 'labels' (look-alikes are background) or 'instances' (look-alikes are objects
+  # too: trained on, and neighbours for neighbour_leak).
+  data.synthetic.annotation = 'labels'
+  # Chance that a synthetic example's guidance spills onto a neighbouring object (target unchanged).
+  data.synthetic.neighbour_leak = 0.0
 
   opt = config.optimizer = config_blocks.sgd_optimizer(power=0.9, weight_decay=5e-4,
                                                       bias_lr_multiplier=2.0)

@@ -110,13 +110,15 @@ def test_learning_rate_warms_up_then_decays():
     ('num_train_steps', 0, 'config.num_train_steps must be a positive integer'),
     ('trainable_branches', ('rbg',), 'config.trainable_branches'),
     ('data.source', 'imagenet', 'config.data.source'),
+    ('data.synthetic.neighbour_leak', 1.5, 'config.data.synthetic.neighbour_leak'),
+    ('data.synthetic.annotation', 'boxes', 'config.data.synthetic.annotation'),
 ])
 def test_bad_config_values_are_named(field, value, message):
   config = tiny_config()
   if field == 'batch_size':
     config.num_eval_examples = 3
-  section, _, name = field.rpartition('.')
-  (config[section] if section else config)[name] = value
+  *sections, name = field.split('.')
+  functools.reduce(lambda block, key: block[key], sections, config)[name] = value
   with pytest.raises(ValueError, match=message):
     trainer.validate_config(config, num_devices=2 if field == 'batch_size' else 1)
 
@@ -313,6 +315,43 @@ def test_video_pairs_from_a_davis2016_tree(tmp_path):
   sampler = propagation_data.VideoPairSampler(DavisDataset(root, 'val'), patch_size=65, flow_preset='ultrafast')
   example = sampler.example(np.random.default_rng(0))
   assert set(np.unique(example['target']).tolist()) == {0, 1}  # 0/255 masks read as object 1
+
+
+def test_neighbour_leak_adds_the_near_part_of_one_neighbour():
+  labels = np.zeros((60, 100), np.uint8)
+  labels[20:40, 20:40] = 1
+  labels[20:40, 40:70] = 2  # touches object 1
+  labels[0:10, 90:100] = 3  # far away
+  mask = (labels == 1).astype(np.uint8)
+  leaked = propagation_data._leak_onto_neighbour(mask, labels, np.random.default_rng(0))  # pylint: disable=protected-access
+  assert leaked[labels == 1].all() and not leaked[labels == 3].any() and not leaked[labels == 0].any()
+  spilled = leaked[labels == 2]
+  assert 0 < spilled.sum() < spilled.size  # the part of 2 next to 1, not all of it
+  assert leaked[30, 41] and not leaked[30, 69]
+
+
+def test_neighbour_leak_moves_guidance_onto_the_neighbour(tmp_path):
+  from vsreid_jax.data import davis  # pylint: disable=g-import-not-at-top
+  from vsreid_jax.data.davis import DavisDataset  # pylint: disable=g-import-not-at-top
+  # A still video of two touching objects: without a leak, the exact guidance is the target.
+  rng = np.random.default_rng(0)
+  frames = np.repeat(rng.integers(0, 255, (1, 64, 96, 3), np.uint8), 4, axis=0)
+  labels = np.zeros((4, 64, 96), np.uint8)
+  labels[:, 20:44, 20:44], labels[:, 20:44, 44:70] = 1, 2
+  davis.write_davis_sequences(tmp_path, {'still': (frames, labels)}, 'train')
+  exact = augment.GuidanceDeformation(scale=0, translation=0, thin_plate=0, morphology=0,
+                                      box_probability=0, empty_probability=0)
+  def off_object_pixels(leak):
+    sampler = propagation_data.VideoPairSampler(DavisDataset(tmp_path, 'train'), patch_size=65,
+                                                flow_preset='ultrafast', neighbour_leak=leak,
+                                                deformation=exact)
+    examples = [sampler.example(np.random.default_rng(i)) for i in range(8)]
+    return [int(np.sum((e['guidance'][..., 0] > 0) & (e['target'] == 0))) for e in examples]
+  assert max(off_object_pixels(0.0)) == 0
+  assert min(off_object_pixels(1.0)) > 0
+  with pytest.raises(InputError, match='neighbour_leak'):
+    propagation_data.VideoPairSampler(DavisDataset(tmp_path, 'train'), patch_size=65,
+                                      neighbour_leak=-0.1)
 
 
 def test_video_pairs_from_shared_davis2016(shared_davis2016, tmp_path):

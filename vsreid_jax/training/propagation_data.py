@@ -38,6 +38,9 @@ class VideoPairSampler:
     flow_cache_dir: where computed flows are kept (None: recompute every time).
     deformation: how the guidance is corrupted.
     augment: random crop scale, shift and horizontal flip (off for evaluation).
+    neighbour_leak: chance that the guidance also covers the part of another object next to the
+      object (within a random 10-60% of its box size), as a mask drifting onto a neighbour
+      does; the target stays the object alone.
   """
   dataset: DavisDataset
   patch_size: int
@@ -46,11 +49,14 @@ class VideoPairSampler:
   flow_cache_dir: pathlib.Path | None = None
   deformation: augment_lib.GuidanceDeformation = augment_lib.GuidanceDeformation()
   augment: bool = True
+  neighbour_leak: float = 0.0
 
   def __post_init__(self):
     dis.check_preset(self.flow_preset)
     if self.max_gap < 1:
       raise ValueError(f'max_gap must be at least 1, got {self.max_gap}')
+    if not 0 <= self.neighbour_leak <= 1:
+      raise InputError(f'neighbour_leak must lie in [0, 1], got {self.neighbour_leak}')
     self._sequences = {}
     for name in self.dataset.sequence_names:
       sequence = self.dataset.sequence(name)
@@ -95,10 +101,26 @@ class VideoPairSampler:
       box = augment_lib.mask_box(warped) or augment_lib.mask_box(current_mask)
       if box is None:
         continue
+      if self.neighbour_leak and self.augment and warped.any() and rng.random() < self.neighbour_leak:
+        warped = _leak_onto_neighbour(
+            warped, warp_labels(previous_labels, flow_to_previous, flow_to_current), rng)
       return make_example(sequence.frames[current], flow_to_previous, warped, current_mask, box, rng,
                           self.patch_size, self.deformation, self.augment)
     raise InputError(f'{self.dataset.split_file}: found no frame pair with a visible object '
                      f'in {_MAX_TRIES} tries')
+
+
+def _leak_onto_neighbour(mask, labels, rng):
+  """`mask` [H, W] 0/1 plus the pixels of one other object of `labels` (ids 1..254, drawn at
+  random among those there) that lie within a random 10-60% of the mask's box size of it."""
+  x0, y0, x1, y1 = augment_lib.mask_box(mask)
+  radius = max(1, int(rng.uniform(0.1, 0.6) * max(x1 - x0, y1 - y0)))
+  near = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)) > 0
+  neighbours = [k for k in np.unique(labels[near & (mask == 0)]) if 0 < k < 255]
+  if not neighbours:
+    return mask
+  neighbour = neighbours[rng.integers(len(neighbours))]
+  return (mask | (near & (labels == neighbour))).astype(np.uint8)
 
 
 def make_example(image, flow, guidance_mask, target, box, rng, patch_size, deformation, augment):

@@ -10,8 +10,8 @@ import numpy as np
 import optax
 
 from vsreid_jax import models
+from vsreid_jax.data import synthetic
 from vsreid_jax.data.davis import DavisDataset
-from vsreid_jax.data.synthetic import SyntheticVideoConfig
 from vsreid_jax.errors import InputError
 from vsreid_jax.training import loop
 from vsreid_jax.training import optimizer as optimizer_lib
@@ -41,6 +41,12 @@ def validate_config(config, num_devices):
     raise InputError('config.data.root must name a DAVIS folder when config.data.source is "davis"')
   if not 0 <= config.data.synthetic_fraction <= 1:
     raise InputError(f'config.data.synthetic_fraction must lie in [0, 1], got {config.data.synthetic_fraction}')
+  if not 0 <= config.data.synthetic.neighbour_leak <= 1:
+    raise InputError(f'config.data.synthetic.neighbour_leak must lie in [0, 1], '
+                     f'got {config.data.synthetic.neighbour_leak}')
+  if config.data.synthetic.annotation not in synthetic.ANNOTATIONS:
+    raise InputError(f'config.data.synthetic.annotation must be one of {synthetic.ANNOTATIONS}, '
+                     f'got {config.data.synthetic.annotation!r}')
   unknown = set(config.trainable_branches) - {'rgb', 'flow'}
   if unknown or not config.trainable_branches:
     raise InputError(f'config.trainable_branches must be a non-empty subset of ("rgb", "flow"), '
@@ -48,11 +54,12 @@ def validate_config(config, num_devices):
 
 
 def _synthetic_root(config, workdir):
-  synthetic = config.data.synthetic
-  video = SyntheticVideoConfig(num_frames=synthetic.num_frames, height=synthetic.height,
-                               width=synthetic.width, hidden_frames=(4, 8))
+  videos = config.data.synthetic
+  video = synthetic.SyntheticVideoConfig(num_frames=videos.num_frames, height=videos.height,
+                                         width=videos.width, hidden_frames=(4, 8))
   return propagation_data.prepare_synthetic_root(
-      workdir / 'synthetic_data', synthetic.num_train_videos, synthetic.num_eval_videos, video, config.seed)
+      workdir / 'synthetic_data', videos.num_train_videos, videos.num_eval_videos, video, config.seed,
+      videos.annotation)
 
 
 def make_samplers(config, workdir):
@@ -79,15 +86,19 @@ def make_samplers(config, workdir):
   else:
     root = pathlib.Path(data.root)
 
-  def video_sampler(root, split, augment):
+  def video_sampler(root, split, augment, neighbour_leak=0.0):
     cache = None if not data.cache_flow else workdir / 'flow_cache' / pathlib.Path(root).name / split
     return propagation_data.VideoPairSampler(
         DavisDataset(root, split, data.layout), config.model.patch_size, max_gap=data.max_gap,
-        flow_preset=data.flow_preset, flow_cache_dir=cache, augment=augment)
+        flow_preset=data.flow_preset, flow_cache_dir=cache, augment=augment,
+        neighbour_leak=neighbour_leak)
 
-  train, held_out = video_sampler(root, splits[0], True), video_sampler(root, splits[1], False)
+  synthetic_leak = data.synthetic.neighbour_leak
+  train = video_sampler(root, splits[0], True,
+                        synthetic_leak if data.source == 'synthetic' else 0.0)
+  held_out = video_sampler(root, splits[1], False)
   if data.synthetic_fraction > 0 and data.source != 'synthetic':
-    synthetic_train = video_sampler(_synthetic_root(config, workdir), 'train', True)
+    synthetic_train = video_sampler(_synthetic_root(config, workdir), 'train', True, synthetic_leak)
     train = propagation_data.MixtureSampler(
         [train, synthetic_train], [1 - data.synthetic_fraction, data.synthetic_fraction])
   return train, held_out
