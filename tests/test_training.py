@@ -317,6 +317,17 @@ def test_video_pairs_from_a_davis2016_tree(tmp_path):
   assert set(np.unique(example['target']).tolist()) == {0, 1}  # 0/255 masks read as object 1
 
 
+def test_synthetic_annotation_and_neighbour_leak_reach_the_training_sampler(tmp_path):
+  config = tiny_config()
+  config.data.synthetic.annotation = 'instances'
+  config.data.synthetic.neighbour_leak = 0.5
+  train, held_out = trainer.make_samplers(config, tmp_path)
+  assert (train.neighbour_leak, held_out.neighbour_leak) == (0.5, 0.0)
+  sequence = train.dataset.sequence(train.dataset.sequence_names[0])
+  ids = set(np.unique([sequence.read_annotation(i) for i in range(len(sequence.frames))]).tolist())
+  assert ids - {0, 255} > {1, 2, 3}  # the look-alikes (4, 5) are annotated too
+
+
 def test_neighbour_leak_adds_the_near_part_of_one_neighbour():
   labels = np.zeros((60, 100), np.uint8)
   labels[20:40, 20:40] = 1
