@@ -101,7 +101,8 @@ class VideoPairSampler:
       box = augment_lib.mask_box(warped) or augment_lib.mask_box(current_mask)
       if box is None:
         continue
-      if self.neighbour_leak and self.augment and warped.any() and rng.random() < self.neighbour_leak:
+      leak = self.neighbour_leak and self.augment and warped.any()
+      if leak and rng.random() < self.neighbour_leak:
         warped = _leak_onto_neighbour(
             warped, warp_labels(previous_labels, flow_to_previous, flow_to_current), rng)
       return make_example(sequence.frames[current], flow_to_previous, warped, current_mask, box, rng,
