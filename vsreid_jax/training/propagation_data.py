@@ -96,15 +96,14 @@ class VideoPairSampler:
       current_mask = sequence.read_annotation(current) == object_id
       flow_to_previous = self._flow(sequence, current, previous)
       flow_to_current = self._flow(sequence, previous, current)
-      warped = warp_labels((previous_labels == object_id).astype(np.uint8), flow_to_previous,
-                           flow_to_current)
+      warped_labels = warp_labels(previous_labels, flow_to_previous, flow_to_current)
+      warped = (warped_labels == object_id).astype(np.uint8)
       box = augment_lib.mask_box(warped) or augment_lib.mask_box(current_mask)
       if box is None:
         continue
       leak = self.neighbour_leak and self.augment and warped.any()
       if leak and rng.random() < self.neighbour_leak:
-        warped = _leak_onto_neighbour(
-            warped, warp_labels(previous_labels, flow_to_previous, flow_to_current), rng)
+        warped = _leak_onto_neighbour(warped, warped_labels, rng)
       return make_example(sequence.frames[current], flow_to_previous, warped, current_mask, box, rng,
                           self.patch_size, self.deformation, self.augment)
     raise InputError(f'{self.dataset.split_file}: found no frame pair with a visible object '
