@@ -116,10 +116,49 @@ def test_nearest_template_scores_a_box_for_its_nearest_first_frame_template_only
   nearest = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0],
                                        nearest_template=True)
   # The first-frame box on object 1 is no non-object, so object 1 keeps its own box; the
-  # look-alike is nearest the non-object; the fourth box is object 1's, not object 2's; the
-  # last continues the non-object's track.
+  # look-alike is nearest the non-object, but that one is seen apart from it (the last box
+  # continues its track), so it goes to object 1; the fourth box is object 1's, not object 2's.
   np.testing.assert_allclose(nearest.candidates(4, 'object', labels)[1],
-                             [[1, 0], [0, 0], [0, 1], [0.8, 0], [0, 0]], atol=1e-6)
+                             [[1, 0], [0.6, 0], [0, 1], [0.8, 0], [0, 0]], atol=1e-6)
+
+
+class NonObjectElsewhereDetector(LookAlikeDetector):
+  """`LookAlikeDetector` whose later frames show the look-alike box (nearest the non-object)
+  and, unless `non_object_seen` is False, the non-object, at `non_object_offset` from the
+  look-alike."""
+
+  def __init__(self, frames, labels, non_object_seen, non_object_offset):
+    super().__init__(frames, labels)
+    self.non_object_seen, self.non_object_offset = non_object_seen, non_object_offset
+
+  def detect(self, frame):
+    index = next(i for i in range(len(self.frames)) if np.array_equal(frame, self.frames[i]))
+    if index == 0:
+      return super().detect(frame)
+    # The non-object moves one pixel a frame, so its track continues.
+    non_object = self.background_box + index
+    boxes = np.stack([non_object - self.non_object_offset, non_object])
+    embeddings = np.stack([self.later[1], self.non_object])
+    count = 2 if self.non_object_seen else 1
+    return Detections(boxes[:count], np.full(count, 0.9), np.ones(count, int),
+                      embeddings[:count])
+
+
+@pytest.mark.parametrize('non_object_seen, non_object_offset, object_1_score', [
+    (True, 30, 0.6),  # seen apart: the look-alike box may be object 1
+    (False, 30, 0.0),  # unseen: it may be the non-object
+    (True, 6, 0.0),  # seen overlapping it (too little to continue its track): it may be it
+])
+def test_a_box_goes_to_its_nearest_non_object_unless_that_one_is_seen_apart_from_it(
+    non_object_seen, non_object_offset, object_1_score):
+  clip = _clip()
+  detector = NonObjectElsewhereDetector(clip.frames, clip.labels[0], non_object_seen,
+                                        np.array([non_object_offset, 0] * 2, np.float32))
+  scorer = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0],
+                                      nearest_template=True)
+  hidden = lambda frame: clip.labels[0] * (frame == 0)  # both objects out of sight after frame 0
+  np.testing.assert_allclose(scorer.candidates(4, 'object', hidden)[1][0], [object_1_score, 0],
+                             atol=1e-6)
 
 
 def test_person_checkpoint_gives_person_candidates_only_in_the_person_round(tmp_path):

@@ -17,7 +17,9 @@ track's last box), and a detection that continues a track scores 0 for every
 object, however much it looks like one. A track starts at each non-object of
 the first frame, and at each later detection that no track continues and that
 looks most like an object whose mask in that frame lies wholly outside the box
-(an object cannot be in two places).
+(an object cannot be in two places). Likewise a first-frame non-object whose
+track a detection continues is no candidate for the boxes apart from that one:
+they go to their nearest among the other templates.
 The official code has no such rules (its re-ID scores come from files).
 """
 
@@ -74,9 +76,13 @@ class DetectorReid:
     embeddings = self._detector.embed(self._frames[frame], boxes, valid)
     return np.sum(embeddings * self._templates, axis=1)
 
-  def _nearest(self, scores, embeddings):
-    """int [M]: each box's nearest template, an object's index or N + a non-object's."""
-    non_objects = np.asarray(detection.reid_scores(embeddings, self._non_objects))
+  def _nearest(self, scores, boxes, embeddings):
+    """int [M]: each box's nearest template, an object's index or N + a non-object's, leaving
+    out the non-objects whose tracks this frame's detections continue apart from the box."""
+    non_objects = np.array(detection.reid_scores(embeddings, self._non_objects))  # writable
+    for non_object, box in self._tracks.located():
+      apart = np.asarray(pairwise_iou(boxes, box[None]))[:, 0] == 0
+      non_objects[apart, non_object] = -np.inf
     return np.concatenate([scores, non_objects], axis=1).argmax(axis=1)
 
   def _detect(self, frame, labels):
@@ -86,13 +92,13 @@ class DetectorReid:
       keep = np.array([_object_fraction(self._first_labels, box) <= NON_OBJECT_MAX_FRACTION
                        for box in found.boxes], bool).reshape(-1)
       self._non_objects = found.embeddings[keep]
-      self._tracks = _Tracks(found.boxes[keep], found.embeddings[keep])
+      self._tracks = _Tracks(found.boxes[keep], found.embeddings[keep], first_frame=True)
     elif self._nearest_template:
       # Frames without detections count against the tracks too.
       followed = self._tracks.follow(found.boxes, found.embeddings)
       new = ~followed & _look_alikes(found.boxes, scores, np.asarray(labels(frame)))
       self._tracks.start(found.boxes[new], found.embeddings[new])
-      nearest = self._nearest(scores, found.embeddings)
+      nearest = self._nearest(scores, found.boxes, found.embeddings)
       scores = np.where(nearest[:, None] == np.arange(self._num_objects), scores, 0.0)
       scores[followed | new] = 0.0
     self._detections[frame] = (found.boxes, found.labels, scores)
@@ -113,11 +119,16 @@ class DetectorReid:
 class _Tracks:
   """Boxes of look-alikes, followed through the detections of later frames."""
 
-  def __init__(self, boxes, templates):
+  def __init__(self, boxes, templates, first_frame=False):
+    """`first_frame`: the tracks start at the first frame's non-objects, in their order."""
     self.boxes = np.zeros((0, 4), np.float32)
     self.templates = np.zeros((0, np.shape(templates)[-1]), np.float32)
     self.missed = np.zeros(0, int)
+    # Each track's first-frame non-object (its index), or -1 for a track started later.
+    self.non_objects = np.zeros(0, int)
     self.start(boxes, templates)
+    if first_frame:
+      self.non_objects = np.arange(len(self.boxes))
 
   def start(self, boxes, templates):
     """Adds tracks at `boxes` [M, 4], each to be continued by detections like its template."""
@@ -125,6 +136,13 @@ class _Tracks:
     self.templates = np.concatenate([self.templates, np.asarray(templates, np.float32)
                                      .reshape(-1, self.templates.shape[1])])
     self.missed = np.concatenate([self.missed, np.zeros(len(boxes), int)])
+    self.non_objects = np.concatenate([self.non_objects, np.full(len(boxes), -1)])
+
+  def located(self):
+    """(non-object index, box [4]) of each first-frame non-object whose track the last
+    `follow` continued."""
+    seen = (self.missed == 0) & (self.non_objects >= 0)
+    return list(zip(self.non_objects[seen], self.boxes[seen]))
 
   def follow(self, boxes, embeddings):
     """bool [M]: which of the next frame's detections (`boxes` [M, 4], `embeddings` [M, E])
@@ -145,8 +163,8 @@ class _Tracks:
           self.boxes[track], self.templates[track] = boxes[box], embeddings[box]
     self.missed = np.where(moved, 0, self.missed + 1)
     alive = self.missed <= TRACK_PATIENCE
-    self.boxes, self.templates, self.missed = (self.boxes[alive], self.templates[alive],
-                                               self.missed[alive])
+    self.boxes, self.templates, self.missed, self.non_objects = (
+        self.boxes[alive], self.templates[alive], self.missed[alive], self.non_objects[alive])
     return followed
 
 
