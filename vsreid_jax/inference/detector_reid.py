@@ -92,7 +92,7 @@ class DetectorReid:
       keep = np.array([_object_fraction(self._first_labels, box) <= NON_OBJECT_MAX_FRACTION
                        for box in found.boxes], bool).reshape(-1)
       self._non_objects = found.embeddings[keep]
-      self._tracks = _Tracks(found.boxes[keep], found.embeddings[keep], first_frame=True)
+      self._tracks = _Tracks(found.boxes[keep], found.embeddings[keep])
     elif self._nearest_template:
       # Frames without detections count against the tracks too.
       followed = self._tracks.follow(found.boxes, found.embeddings)
@@ -119,16 +119,16 @@ class DetectorReid:
 class _Tracks:
   """Boxes of look-alikes, followed through the detections of later frames."""
 
-  def __init__(self, boxes, templates, first_frame=False):
-    """`first_frame`: the tracks start at the first frame's non-objects, in their order."""
+  def __init__(self, boxes, templates):
+    """Starts a track at each of the first frame's non-objects (`boxes` [M, 4], `templates`
+    [M, E])."""
     self.boxes = np.zeros((0, 4), np.float32)
     self.templates = np.zeros((0, np.shape(templates)[-1]), np.float32)
     self.missed = np.zeros(0, int)
     # Each track's first-frame non-object (its index), or -1 for a track started later.
     self.non_objects = np.zeros(0, int)
     self.start(boxes, templates)
-    if first_frame:
-      self.non_objects = np.arange(len(self.boxes))
+    self.non_objects = np.arange(len(self.boxes))
 
   def start(self, boxes, templates):
     """Adds tracks at `boxes` [M, 4], each to be continued by detections like its template."""
