@@ -41,11 +41,9 @@ def random_checkpoint(directory, config, build, inputs):
 
 def child(args):
   """Segments one video and prints its timings and peak memory as JSON."""
-  from vsreid_jax.inference import driver  # pylint: disable=g-import-not-at-top
-  from vsreid_jax.inference.detector_reid import detector_reid_factory  # pylint: disable=g-import-not-at-top
-  from vsreid_jax.inference.vsreid import VSReID  # pylint: disable=g-import-not-at-top
+  from vsreid_jax.inference import demo, driver  # pylint: disable=g-import-not-at-top
   config = convert.load_config(REPO / 'configs' / 'inference.py')
-  segmenter = VSReID.from_checkpoint(args.propagation, config, detector_reid_factory(args.reid))
+  segmenter = demo.vsreid_segmenter(config, args.propagation, args.reid, finetune_steps=0)
   timings = driver.segment_folder(args.sequence, args.first_mask, args.output, show_progress=False,
                                   segmenter=segmenter)
   timings['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

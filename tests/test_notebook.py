@@ -34,6 +34,11 @@ def test_notebook_segments_a_clip_and_shows_an_overlay(checkpoint_dir, reid_dir,
                    OUTPUT=tmp_path / 'colab')
   exec(cells[2], namespace)  # pylint: disable=exec-used
   assert len(list((tmp_path / 'colab' / 'masks').glob('*.png'))) == 4
+  # The re-ID rules of the inference config, as infer.py's.
+  frames = namespace['video'].read_frame_folder(namespace['SEQUENCE'])
+  first_mask = np.asarray(Image.open(namespace['FIRST_MASK']))
+  scorer = namespace['segmenter'].reid_factory(frames, first_mask)
+  assert scorer._nearest_template  # pylint: disable=protected-access
   assert (tmp_path / 'colab' / 'overlay.mp4').is_file()
   last_line = cells[3].strip().splitlines()[-1]
   exec(cells[3].strip()[:-len(last_line)], namespace)  # pylint: disable=exec-used
