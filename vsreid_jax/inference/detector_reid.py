@@ -80,9 +80,10 @@ class DetectorReid:
     """int [M]: each box's nearest template, an object's index or N + a non-object's, leaving
     out the non-objects whose tracks this frame's detections continue apart from the box."""
     non_objects = np.array(detection.reid_scores(embeddings, self._non_objects))  # writable
-    for non_object, box in self._tracks.located():
-      apart = np.asarray(pairwise_iou(boxes, box[None]))[:, 0] == 0
-      non_objects[apart, non_object] = -np.inf
+    seen, seen_boxes = self._tracks.located()
+    if len(seen) and len(boxes):
+      apart = np.asarray(pairwise_iou(boxes, seen_boxes)) == 0
+      non_objects[:, seen] = np.where(apart, -np.inf, non_objects[:, seen])
     return np.concatenate([scores, non_objects], axis=1).argmax(axis=1)
 
   def _detect(self, frame, labels):
@@ -122,12 +123,10 @@ class _Tracks:
   def __init__(self, boxes, templates):
     """Starts a track at each of the first frame's non-objects (`boxes` [M, 4], `templates`
     [M, E])."""
-    self.boxes = np.zeros((0, 4), np.float32)
-    self.templates = np.zeros((0, np.shape(templates)[-1]), np.float32)
-    self.missed = np.zeros(0, int)
+    self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    self.templates = np.asarray(templates, np.float32).reshape(-1, np.shape(templates)[-1])
+    self.missed = np.zeros(len(self.boxes), int)
     # Each track's first-frame non-object (its index), or -1 for a track started later.
-    self.non_objects = np.zeros(0, int)
-    self.start(boxes, templates)
     self.non_objects = np.arange(len(self.boxes))
 
   def start(self, boxes, templates):
@@ -139,10 +138,10 @@ class _Tracks:
     self.non_objects = np.concatenate([self.non_objects, np.full(len(boxes), -1)])
 
   def located(self):
-    """(non-object index, box [4]) of each first-frame non-object whose track the last
-    `follow` continued."""
+    """(indices [K], boxes [K, 4]) of the first-frame non-objects whose tracks the last `follow`
+    continued, and where."""
     seen = (self.missed == 0) & (self.non_objects >= 0)
-    return list(zip(self.non_objects[seen], self.boxes[seen]))
+    return self.non_objects[seen], self.boxes[seen]
 
   def follow(self, boxes, embeddings):
     """bool [M]: which of the next frame's detections (`boxes` [M, 4], `embeddings` [M, E])
