@@ -7,7 +7,7 @@
       TFDS coco/2017 stills, persons told from other objects for the person round
   python train.py --config configs/reid.py:demo --workdir DIR --config.data.root=DAVIS2016
       the small class-agnostic CPU detector shipped for the demo (its first run; the README's
-      "The shipped networks" gives the second): DAVIS 2016 train plus synthetic videos whose
+      "The shipped networks" gives the two after it): DAVIS 2016 train plus synthetic videos whose
       look-alike distractors are identities too
   python train.py --config configs/reid.py:smoke --workdir DIR
       a tiny detector on synthetic videos: 20 steps in about a minute on a 2-core CPU
