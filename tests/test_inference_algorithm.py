@@ -150,16 +150,22 @@ def test_repropagation_stops_where_the_mask_no_longer_looks_like_the_object(keep
     assert not np.any(predicted[10:30] == 2)
 
 
-@pytest.mark.parametrize('keep_threshold', [-1, 0.3])
-def test_object_whose_mask_moved_onto_an_occluder_is_looked_for_again(keep_threshold):
+def occluder_video():
+  """(labels, instances): from frame 10 an unannotated occluder (instance 3) stands where
+  object 2 was, and object 2 shows up elsewhere from frame 20. Propagation moves object 2's
+  mask onto the occluder."""
   labels = np.zeros((40, 48, 64), np.uint8)
   labels[:, 5:15, 5:15] = 1
   labels[:10, 30:40, 5:15] = 2
   labels[20:, 30:40, 40:50] = 2
-  # From frame 10 an unannotated occluder (instance 3) stands where object 2 was; object 2
-  # shows up elsewhere from frame 20. Propagation moves object 2's mask onto the occluder.
   instances = labels.copy()
   instances[10:, 30:40, 5:15] = 3
+  return labels, instances
+
+
+@pytest.mark.parametrize('keep_threshold', [-1, 0.3])
+def test_object_whose_mask_moved_onto_an_occluder_is_looked_for_again(keep_threshold):
+  labels, instances = occluder_video()
   segmentation, predicted = run(labels, TruthScorer(instances, 2), coded_frames(instances),
                                 reid_keep_threshold=keep_threshold)
   on_occluder = predicted[10:, 30:40, 5:15] == 2
@@ -177,6 +183,29 @@ def test_object_whose_mask_moved_onto_an_occluder_is_looked_for_again(keep_thres
   # masks it left in frames 10-18 are dropped after the rounds.
   assert recovery.backward_frames == 1
   np.testing.assert_array_equal(predicted, labels)
+
+
+class LabelRecordingScorer(TruthScorer):
+  """`TruthScorer` that keeps the label map it is given for each frame it is asked about."""
+
+  def __init__(self, instances, num_objects):
+    super().__init__(instances, num_objects)
+    self.seen_labels = {}
+
+  def candidates(self, frame, kind, labels):
+    self.seen_labels.setdefault(frame, np.array(labels(frame)))
+    return super().candidates(frame, kind, labels)
+
+
+def test_scorers_are_given_the_label_maps_without_the_doubtful_masks():
+  labels, instances = occluder_video()
+  scorer = LabelRecordingScorer(instances, 2)
+  run(labels, scorer, coded_frames(instances), reid_keep_threshold=0.3)
+  # Frame 15, before any recovery: object 1's mask looks like it; object 2's, on the
+  # occluder, does not (0.05 < 0.3) and is left out.
+  seen = scorer.seen_labels[15]
+  assert np.all(seen[5:15, 5:15] == 1)
+  assert not np.any(seen == 2)
 
 
 class NeverAlikeScorer(TruthScorer):

@@ -250,29 +250,71 @@ def test_frame_detector_fits_frames_into_its_input_size_and_returns_frame_pixels
 
 
 def test_non_object_tracks_follow_overlapping_look_alikes_and_end_after_frames_without_one():
-  tracks = detector_reid._Tracks([[0, 0, 10, 10]], [[1, 0]])  # pylint: disable=protected-access
+  tracks = detector_reid._Tracks([[0, 0, 10, 10]], [[1, 0]], [1], 2)  # pylint: disable=protected-access
   near, far, alike, other = [1, 1, 11, 11], [50, 50, 60, 60], [1, 0], [0, 1]
   none = np.zeros((0, 4), np.float32), np.zeros((0, 2), np.float32)
-  # An overlapping box that looks like something else does not continue the track.
+  # An overlapping box that looks like something else does not continue the track; the one
+  # that does, looking like its first box, is ruled out as every object.
   assert tracks.follow(np.array([near, far, near], np.float32),
-                       np.array([other, alike, alike], np.float32)).tolist() == [False, False, True]
+                       np.array([other, alike, alike], np.float32)).tolist() == [
+                           [False, False], [False, False], [True, True]]
   for _ in range(detector_reid.TRACK_PATIENCE):
     assert not tracks.follow(*none).any()
-  assert tracks.follow(np.array([near], np.float32), np.array([alike], np.float32)).tolist() == [True]
+  assert tracks.follow(np.array([near], np.float32),
+                       np.array([alike], np.float32)).tolist() == [[True, True]]
   for _ in range(detector_reid.TRACK_PATIENCE + 1):
     tracks.follow(*none)
-  assert tracks.follow(np.array([near], np.float32), np.array([alike], np.float32)).tolist() == [False]
+  assert not tracks.follow(np.array([near], np.float32), np.array([alike], np.float32)).any()
 
 
 def test_a_track_continues_into_duplicate_boxes_and_takes_the_look_of_its_last_box():
-  tracks = detector_reid._Tracks([[0, 0, 10, 10]], [[1, 0]])  # pylint: disable=protected-access
+  tracks = detector_reid._Tracks([[0, 0, 10, 10]], [[1, 0]], [0], 2)  # pylint: disable=protected-access
   # Both boxes overlap the track and look like it: both continue it; it moves to the nearer.
   assert tracks.follow(np.array([[2, 2, 12, 12], [1, 0, 11, 10]], np.float32),
-                       np.array([[1, 0], [0.6, 0.8]], np.float32)).tolist() == [True, True]
+                       np.array([[1, 0], [0.6, 0.8]], np.float32)).tolist() == [[True, True]] * 2
   np.testing.assert_allclose(tracks.boxes, [[1, 0, 11, 10]])
-  # [0, 1] looks nothing like the first look [1, 0], but like the last one, [0.6, 0.8].
+  # [0, 1] looks nothing like the first look [1, 0], but like the last one, [0.6, 0.8]: it
+  # continues the track, and is ruled out only as the object the track imitates.
   assert tracks.follow(np.array([[1, 1, 11, 11]], np.float32),
-                       np.array([[0, 1]], np.float32)).tolist() == [True]
+                       np.array([[0, 1]], np.float32)).tolist() == [[True, False]]
+
+
+class DriftingDetector(LookAlikeDetector):
+  """`LookAlikeDetector` whose later frames show one box, one pixel further along each frame
+  from the first box of the background, whose look turns from the non-object's (which
+  imitates object 1) to `final_look` over four frames, as where a look-alike crosses an
+  object and its detections pass onto the object."""
+
+  def __init__(self, frames, labels, final_look):
+    super().__init__(frames, labels)
+    self.final_look = np.asarray(final_look, np.float32)
+
+  def detect(self, frame):
+    index = next(i for i in range(len(self.frames)) if np.array_equal(frame, self.frames[i]))
+    if index == 0:
+      return super().detect(frame)
+    fraction = min(index / 4, 1.0)
+    look = (1 - fraction) * self.non_object + fraction * self.final_look
+    return Detections((self.background_box + index)[None], np.full(1, 0.9), np.ones(1, int),
+                      (look / np.linalg.norm(look))[None])
+
+
+@pytest.mark.parametrize('final_look, expected', [
+    # It no longer looks like the non-object (cosine 0): it passed onto object 2, and is
+    # still a candidate for it.
+    ([0, 1, 0], [0, 1]),
+    # Nearest object 2, but still like the non-object (cosine 0.58): ruled out as every object.
+    ([0.35, 0.85, 0.6], [0, 0]),
+    # Like the object the track imitates: never a candidate for it.
+    ([1, 0, 0], [0, 0]),
+])
+def test_a_track_that_passed_onto_another_object_still_scores_for_it(final_look, expected):
+  clip = _clip()
+  detector = DriftingDetector(clip.frames, clip.labels[0], final_look)
+  scorer = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0],
+                                      nearest_template=True)
+  hidden = lambda frame: clip.labels[0] * (frame == 0)
+  np.testing.assert_allclose(scorer.candidates(8, 'object', hidden)[1], [expected], atol=1e-6)
 
 
 class VanishingDetector(LookAlikeDetector):

@@ -13,13 +13,18 @@ most similar to, among the objects' templates and those of the first frame's
 detections that show no object (non-objects: look-alikes, other people); 0 for
 every other object. Look-alikes are also followed from frame to frame through
 their detections (greedy box overlap, among detections that look like the
-track's last box), and a detection that continues a track scores 0 for every
-object, however much it looks like one. A track starts at each non-object of
-the first frame, and at each later detection that no track continues and that
-looks most like an object whose mask in that frame lies wholly outside the box
-(an object cannot be in two places). Likewise a first-frame non-object whose
-track a detection continues is no candidate for the boxes apart from that one:
-they go to their nearest among the other templates.
+track's last box). A track starts at each non-object of the first frame,
+imitating the object whose template is nearest its own, and at each later
+detection that no track continues and that looks most like an object whose
+mask in that frame lies wholly outside the box (an object cannot be in two
+places; the rounds leave out masks that do not look like their object),
+imitating that object. A detection that continues a track scores 0 for every
+object, however much it looks like one, while it still looks like the track's
+first box; once it no longer does (where a look-alike crosses another object,
+its track can pass onto that object), only for the object the track imitates.
+Likewise a first-frame non-object whose track a detection continues is no
+candidate for the boxes apart from that one: they go to their nearest among
+the other templates.
 The official code has no such rules (its re-ID scores come from files).
 """
 
@@ -93,15 +98,17 @@ class DetectorReid:
       keep = np.array([_object_fraction(self._first_labels, box) <= NON_OBJECT_MAX_FRACTION
                        for box in found.boxes], bool).reshape(-1)
       self._non_objects = found.embeddings[keep]
-      self._tracks = _Tracks(found.boxes[keep], found.embeddings[keep])
+      self._tracks = _Tracks(found.boxes[keep], found.embeddings[keep],
+                             scores[keep].argmax(axis=1), self._num_objects)
     elif self._nearest_template:
       # Frames without detections count against the tracks too.
-      followed = self._tracks.follow(found.boxes, found.embeddings)
-      new = ~followed & _look_alikes(found.boxes, scores, np.asarray(labels(frame)))
-      self._tracks.start(found.boxes[new], found.embeddings[new])
+      ruled_out = self._tracks.follow(found.boxes, found.embeddings)
+      new = ~ruled_out.any(axis=1) & _look_alikes(found.boxes, scores, np.asarray(labels(frame)))
+      self._tracks.start(found.boxes[new], found.embeddings[new], scores[new].argmax(axis=1))
       nearest = self._nearest(scores, found.boxes, found.embeddings)
       scores = np.where(nearest[:, None] == np.arange(self._num_objects), scores, 0.0)
-      scores[followed | new] = 0.0
+      scores[ruled_out] = 0.0
+      scores[new] = 0.0
     self._detections[frame] = (found.boxes, found.labels, scores)
 
   def candidates(self, frame, kind, labels):
@@ -120,20 +127,26 @@ class DetectorReid:
 class _Tracks:
   """Boxes of look-alikes, followed through the detections of later frames."""
 
-  def __init__(self, boxes, templates):
+  def __init__(self, boxes, templates, imitates, num_objects):
     """Starts a track at each of the first frame's non-objects (`boxes` [M, 4], `templates`
-    [M, E])."""
+    [M, E]), each imitating an object (`imitates` [M], indices below `num_objects`)."""
+    self.num_objects = num_objects
     self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     self.templates = np.asarray(templates, np.float32).reshape(-1, np.shape(templates)[-1])
+    self.imitates = np.asarray(imitates, int).reshape(-1)
+    self.first_looks = self.templates.copy()
     self.missed = np.zeros(len(self.boxes), int)
     # Each track's first-frame non-object (its index), or -1 for a track started later.
     self.non_objects = np.arange(len(self.boxes))
 
-  def start(self, boxes, templates):
-    """Adds tracks at `boxes` [M, 4], each to be continued by detections like its template."""
+  def start(self, boxes, templates, imitates):
+    """Adds tracks at `boxes` [M, 4], each to be continued by detections like its template and
+    imitating an object (`imitates` [M])."""
     self.boxes = np.concatenate([self.boxes, np.asarray(boxes, np.float32).reshape(-1, 4)])
     self.templates = np.concatenate([self.templates, np.asarray(templates, np.float32)
                                      .reshape(-1, self.templates.shape[1])])
+    self.imitates = np.concatenate([self.imitates, np.asarray(imitates, int).reshape(-1)])
+    self.first_looks = np.concatenate([self.first_looks, self.templates[len(self.first_looks):]])
     self.missed = np.concatenate([self.missed, np.zeros(len(boxes), int)])
     self.non_objects = np.concatenate([self.non_objects, np.full(len(boxes), -1)])
 
@@ -144,17 +157,23 @@ class _Tracks:
     return self.non_objects[seen], self.boxes[seen]
 
   def follow(self, boxes, embeddings):
-    """bool [M]: which of the next frame's detections (`boxes` [M, 4], `embeddings` [M, E])
-    continue a track (duplicate boxes of one look-alike all do); each track moves to its
-    most overlapping one, taking its look, and ends after `TRACK_PATIENCE` frames without
-    one."""
-    followed = np.zeros(len(boxes), bool)
+    """bool [M, N]: for each of the next frame's detections (`boxes` [M, 4], `embeddings`
+    [M, E]), the objects it is ruled out as by the tracks it continues (duplicate boxes of
+    one look-alike all continue it): every object while it looks like the track's first box,
+    else the one the track imitates. Each track moves to its most overlapping detection,
+    taking its look, and ends after `TRACK_PATIENCE` frames without one."""
+    ruled_out = np.zeros((len(boxes), self.num_objects), bool)
     moved = np.zeros(len(self.boxes), bool)
     if len(self.boxes) and len(boxes):
       overlaps = np.asarray(pairwise_iou(self.boxes, np.asarray(boxes, np.float32)))
       similar = np.asarray(detection.reid_scores(self.templates, embeddings)) >= TRACK_SIMILARITY
       continues = (overlaps >= TRACK_IOU) & similar
-      followed = continues.any(axis=0)
+      as_first = np.asarray(detection.reid_scores(self.first_looks, embeddings)) >= TRACK_SIMILARITY
+      for track, box in zip(*np.nonzero(continues)):
+        if as_first[track, box]:
+          ruled_out[box] = True
+        else:
+          ruled_out[box, self.imitates[track]] = True
       taken = np.zeros(len(boxes), bool)
       for track, box in sorted(zip(*np.nonzero(continues)), key=lambda pair: -overlaps[pair]):
         if not (moved[track] or taken[box]):
@@ -162,9 +181,10 @@ class _Tracks:
           self.boxes[track], self.templates[track] = boxes[box], embeddings[box]
     self.missed = np.where(moved, 0, self.missed + 1)
     alive = self.missed <= TRACK_PATIENCE
-    self.boxes, self.templates, self.missed, self.non_objects = (
-        self.boxes[alive], self.templates[alive], self.missed[alive], self.non_objects[alive])
-    return followed
+    self.boxes, self.templates, self.first_looks, self.imitates, self.missed, self.non_objects = (
+        self.boxes[alive], self.templates[alive], self.first_looks[alive], self.imitates[alive],
+        self.missed[alive], self.non_objects[alive])
+    return ruled_out
 
 
 def _look_alikes(boxes, scores, labels):

@@ -31,7 +31,8 @@ class ReidScorer(Protocol):
     Args:
       frame: frame index.
       kind: 'person' (person detections) or 'object' (all detections).
-      labels: `frame -> [H, W]` label map of the segmentation as it stands, for scorers
+      labels: `frame -> [H, W]` label map of the segmentation as it stands, without the
+        masks that do not look like their object (`reid_keep_threshold`), for scorers
         that use it (the official scores, read from files, do not).
 
     Returns:

@@ -168,7 +168,7 @@ def _reid_rounds(state, scorer, log):
     @functools.cache
     def candidates(frame, kind=kind):
       begin = time.perf_counter()
-      boxes, scores = scorer.candidates(frame, kind, store.labels)
+      boxes, scores = scorer.candidates(frame, kind, likeness.trusted_labels)
       state.timings['reid'] += time.perf_counter() - begin
       return np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(scores, np.float64)
 
@@ -230,6 +230,12 @@ class _Likeness:
         state.timings['reid'] += time.perf_counter() - begin
       self._cache[frame] = (version, similarity)
     return self._cache[frame][1]
+
+  def trusted_labels(self, frame):
+    """uint8 [H, W]: the label map of `frame` without the masks below `reid_keep_threshold`."""
+    labels = self._state.probabilities.labels(frame)
+    unlike = np.flatnonzero(self(frame) < self._state.config.reid_keep_threshold) + 1
+    return np.where(np.isin(labels, unlike), 0, labels).astype(labels.dtype)
 
   def doubtful(self, appears):
     """bool [T, N]: masks after the first frame whose similarity is below
