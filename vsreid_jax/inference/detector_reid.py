@@ -142,11 +142,11 @@ class _Tracks:
   def start(self, boxes, templates, imitates):
     """Adds tracks at `boxes` [M, 4], each to be continued by detections like its template and
     imitating an object (`imitates` [M])."""
+    templates = np.asarray(templates, np.float32).reshape(-1, self.templates.shape[1])
     self.boxes = np.concatenate([self.boxes, np.asarray(boxes, np.float32).reshape(-1, 4)])
-    self.templates = np.concatenate([self.templates, np.asarray(templates, np.float32)
-                                     .reshape(-1, self.templates.shape[1])])
+    self.templates = np.concatenate([self.templates, templates])
+    self.first_looks = np.concatenate([self.first_looks, templates])
     self.imitates = np.concatenate([self.imitates, np.asarray(imitates, int).reshape(-1)])
-    self.first_looks = np.concatenate([self.first_looks, self.templates[len(self.first_looks):]])
     self.missed = np.concatenate([self.missed, np.zeros(len(boxes), int)])
     self.non_objects = np.concatenate([self.non_objects, np.full(len(boxes), -1)])
 
