@@ -38,7 +38,9 @@ def get_config(arg=None):
   # below this does not look like the object. The rounds look for the object in such frames as
   # where it is missing; re-propagation from a recovery replaces such masks, and stops where
   # its own new mask falls below (that frame loses the mask); those left after the rounds are
-  # dropped; re-ID scorers are not shown them. -1: every mask counts (official).
+  # dropped; re-ID scorers are not shown them. Masks on a look-alike the scorer follows (box
+  # IoU >= 0.3) also count as missing for the rounds and are replaced by re-propagation, but
+  # are otherwise kept. -1: every mask counts (official).
   config.reid_keep_threshold = 0.3
   # Objects whose person score exceeds this take part in the person round first.
   config.person_threshold = 0.5

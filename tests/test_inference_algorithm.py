@@ -208,6 +208,43 @@ def test_scorers_are_given_the_label_maps_without_the_doubtful_masks():
   assert not np.any(seen == 2)
 
 
+class FooledScorer(TruthScorer):
+  """Every mask looks like its object (0.9), but the occluder of `occluder_video` is reported
+  as a look-alike from frame 10 on."""
+
+  def similarity(self, frame, boxes, valid):
+    return np.where(valid, 0.9, 0.0)
+
+  def look_alike_boxes(self, frame):
+    return np.array([[5, 30, 15, 40]] * (frame >= 10), np.float32).reshape(-1, 4)
+
+
+@pytest.mark.parametrize('shows_up', [True, False])
+def test_a_mask_on_a_look_alike_is_looked_past_and_kept_unless_replaced(shows_up):
+  labels, instances = occluder_video()
+  if not shows_up:
+    labels[20:, 30:40, 40:50] = 0
+    instances[20:, 30:40, 40:50] = 0
+  segmentation, predicted = run(labels, FooledScorer(instances, 2), coded_frames(instances),
+                                reid_keep_threshold=0.3)
+  on_look_alike = predicted[10:, 30:40, 5:15] == 2
+  if not shows_up:
+    # Nothing else is object 2: its mask stays on the look-alike (the look-alike's track may
+    # have passed onto the object), where a doubtful mask would be dropped.
+    assert not segmentation.recoveries
+    assert on_look_alike.all()
+    return
+  # Object 2 is looked for in the frames where its mask lies on the look-alike, and found in
+  # frame 20; re-propagation replaces its masks from there on.
+  [recovery] = segmentation.recoveries
+  assert (recovery.frame, recovery.object_id) == (20, 2)
+  np.testing.assert_array_equal(predicted[20:], labels[20:])
+  # Back from frame 20 the mask empties in frame 19 and the pass ends; before it the masks on
+  # the look-alike are kept.
+  assert recovery.backward_frames == 1
+  assert on_look_alike[:9].all()
+
+
 class NeverAlikeScorer(TruthScorer):
   """Finds every instance, but no mask ever looks like its object (0.05)."""
 
@@ -245,6 +282,21 @@ def test_doubtful_object_is_a_candidate_and_its_own_pixels_do_not_occlude():
   assert select(None) is None  # official: object 1 appears everywhere
   found = select(doubtful)
   assert (found.frame, found.index, found.score) == (1, 0, 0.8)
+
+
+@pytest.mark.parametrize('box, taken', [([10, 10, 30, 30], False), ([30, 5, 50, 25], True)])
+def test_an_object_whose_mask_lies_on_a_look_alike_is_looked_for_elsewhere(box, taken):
+  labels = np.zeros((40, 60), np.uint8)
+  labels[5:25, 5:25] = 1  # object 1's mask, on a look-alike in frame 1
+  on_look_alike = np.array([[False], [True], [False]])
+  found = reid.best_candidate(
+      lambda frame: (np.array([box], float), np.array([[0.8]])), lambda frame: labels,
+      np.ones((3, 1), bool), np.zeros((3, 1), int), [0], make_config(), None, on_look_alike)
+  # A box holding pixels of the mask (the look-alike, or the object under its mask) is not
+  # taken; one apart from it is.
+  assert (found is not None) == taken
+  if taken:
+    assert (found.frame, found.index) == (1, 0)
 
 
 def test_after_propagation_sees_the_masks_before_the_reid_rounds():

@@ -122,6 +122,35 @@ def test_nearest_template_scores_a_box_for_its_nearest_first_frame_template_only
                              [[1, 0], [0.6, 0], [0, 1], [0.8, 0], [0, 0]], atol=1e-6)
 
 
+class CountingDetector(LookAlikeDetector):
+  """`LookAlikeDetector` that counts the frames it is asked to detect."""
+
+  def __init__(self, frames, labels):
+    super().__init__(frames, labels)
+    self.detected = []
+
+  def detect(self, frame):
+    self.detected.append(next(i for i in range(len(self.frames))
+                              if np.array_equal(frame, self.frames[i])))
+    return super().detect(frame)
+
+
+def test_look_alike_boxes_are_where_the_first_frames_non_objects_are_followed():
+  clip = _clip()
+  detector = CountingDetector(clip.frames, clip.labels[0])
+  scorer = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0],
+                                      nearest_template=True)
+  # The non-object moves one pixel a frame; no masks are needed to follow it.
+  np.testing.assert_allclose(scorer.look_alike_boxes(5), [detector.background_box + 5])
+  np.testing.assert_allclose(scorer.look_alike_boxes(2), [detector.background_box + 2])
+  np.testing.assert_allclose(scorer.look_alike_boxes(0), [detector.background_box])
+  labels = lambda frame: (clip.labels[0] == 1).astype(np.uint8)
+  scorer.candidates(6, 'object', labels)
+  assert detector.detected == list(range(7))  # each frame once
+  plain = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0])
+  assert plain.look_alike_boxes(5).shape == (0, 4)
+
+
 class NonObjectElsewhereDetector(LookAlikeDetector):
   """`LookAlikeDetector` whose later frames show the look-alike box (nearest the non-object)
   and, unless `non_object_seen` is False, the non-object, at `non_object_offset` from the

@@ -24,7 +24,10 @@ first box; once it no longer does (where a look-alike crosses another object,
 its track can pass onto that object), only for the object the track imitates.
 Likewise a first-frame non-object whose track a detection continues is no
 candidate for the boxes apart from that one: they go to their nearest among
-the other templates.
+the other templates. The non-objects' tracks are followed through the detections
+alone, so where they are in a frame (`look_alike_boxes`, for the rounds to look
+past masks lying there) is known before any mask of that frame; the later tracks,
+which start from the masks, are followed apart from them.
 The official code has no such rules (its re-ID scores come from files).
 """
 
@@ -71,8 +74,13 @@ class DetectorReid:
     self._detector, self._frames, self._first_labels = detector, frames, labels
     self._detections = {}
     self._nearest_template = nearest_template
-    # With `nearest_template`: frame 0's non-objects, found when frame 0 is detected.
-    self._non_objects = self._tracks = None
+    # With `nearest_template`: frame 0's non-objects and their tracks, followed frame by frame
+    # without the masks (`_follow`); per frame, where they were found (`look_alike_boxes`),
+    # and until `_detect` takes them, the detections and what the tracks ruled out.
+    self._non_objects = self._non_object_tracks = None
+    self._located, self._followed = [], {}
+    # Tracks started after frame 0, from the masks.
+    self._later_tracks = None
 
   def person_scores(self):
     return self._person_scores
@@ -81,31 +89,58 @@ class DetectorReid:
     embeddings = self._detector.embed(self._frames[frame], boxes, valid)
     return np.sum(embeddings * self._templates, axis=1)
 
-  def _nearest(self, scores, boxes, embeddings):
+  def look_alike_boxes(self, frame):
+    if not self._nearest_template:
+      return np.zeros((0, 4), np.float32)
+    self._follow(frame)
+    return self._located[frame]
+
+  def _follow(self, frame):
+    """Detects every frame up to `frame` not yet detected, following frame 0's non-objects."""
+    for index in range(len(self._located), frame + 1):
+      found = self._detector.detect(self._frames[index])
+      if index == 0:
+        keep = np.array([_object_fraction(self._first_labels, box) <= NON_OBJECT_MAX_FRACTION
+                         for box in found.boxes], bool).reshape(-1)
+        self._non_objects = found.embeddings[keep]
+        imitates = detection.reid_scores(found.embeddings[keep], self._templates)
+        self._non_object_tracks = _Tracks(found.boxes[keep], found.embeddings[keep],
+                                          np.argmax(imitates, axis=1), self._num_objects)
+        self._later_tracks = _Tracks(np.zeros((0, 4)), found.embeddings[:0], [],
+                                     self._num_objects)
+        ruled_out = np.zeros((len(found.boxes), self._num_objects), bool)
+      else:
+        # Frames without detections count against the tracks too.
+        ruled_out = self._non_object_tracks.follow(found.boxes, found.embeddings)
+      seen, seen_boxes = self._non_object_tracks.located()
+      self._located.append(seen_boxes.copy())
+      self._followed[index] = (found, ruled_out, seen)
+
+  def _nearest(self, scores, boxes, embeddings, seen, seen_boxes):
     """int [M]: each box's nearest template, an object's index or N + a non-object's, leaving
-    out the non-objects whose tracks this frame's detections continue apart from the box."""
+    out the non-objects (`seen`, found at `seen_boxes`) whose tracks this frame's detections
+    continue apart from the box."""
     non_objects = np.array(detection.reid_scores(embeddings, self._non_objects))  # writable
-    seen, seen_boxes = self._tracks.located()
     if len(seen) and len(boxes):
       apart = np.asarray(pairwise_iou(boxes, seen_boxes)) == 0
       non_objects[:, seen] = np.where(apart, -np.inf, non_objects[:, seen])
     return np.concatenate([scores, non_objects], axis=1).argmax(axis=1)
 
   def _detect(self, frame, labels):
-    found = self._detector.detect(self._frames[frame])
+    if not self._nearest_template:
+      found = self._detector.detect(self._frames[frame])
+      scores = detection.reid_scores(found.embeddings, self._templates)
+      self._detections[frame] = (found.boxes, found.labels, np.asarray(scores))
+      return
+    self._follow(frame)
+    found, ruled_out, seen = self._followed.pop(frame)
     scores = np.array(detection.reid_scores(found.embeddings, self._templates))  # writable
-    if self._nearest_template and frame == 0:
-      keep = np.array([_object_fraction(self._first_labels, box) <= NON_OBJECT_MAX_FRACTION
-                       for box in found.boxes], bool).reshape(-1)
-      self._non_objects = found.embeddings[keep]
-      self._tracks = _Tracks(found.boxes[keep], found.embeddings[keep],
-                             scores[keep].argmax(axis=1), self._num_objects)
-    elif self._nearest_template:
-      # Frames without detections count against the tracks too.
-      ruled_out = self._tracks.follow(found.boxes, found.embeddings)
+    if frame > 0:
+      ruled_out = ruled_out | self._later_tracks.follow(found.boxes, found.embeddings)
       new = ~ruled_out.any(axis=1) & _look_alikes(found.boxes, scores, np.asarray(labels(frame)))
-      self._tracks.start(found.boxes[new], found.embeddings[new], scores[new].argmax(axis=1))
-      nearest = self._nearest(scores, found.boxes, found.embeddings)
+      self._later_tracks.start(found.boxes[new], found.embeddings[new],
+                               scores[new].argmax(axis=1))
+      nearest = self._nearest(scores, found.boxes, found.embeddings, seen, self._located[frame])
       scores = np.where(nearest[:, None] == np.arange(self._num_objects), scores, 0.0)
       scores[ruled_out] = 0.0
       scores[new] = 0.0
@@ -129,7 +164,8 @@ class _Tracks:
 
   def __init__(self, boxes, templates, imitates, num_objects):
     """Starts a track at each of the first frame's non-objects (`boxes` [M, 4], `templates`
-    [M, E]), each imitating an object (`imitates` [M], indices below `num_objects`)."""
+    [M, E]; M may be 0), each imitating an object (`imitates` [M], indices below
+    `num_objects`)."""
     self.num_objects = num_objects
     self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     self.templates = np.asarray(templates, np.float32).reshape(-1, np.shape(templates)[-1])

@@ -25,6 +25,11 @@ class ReidScorer(Protocol):
       valid: bool [N], the boxes to score (the others score 0).
     """
 
+  def look_alike_boxes(self, frame):
+    """float [K, 4]: boxes (x_min, y_min, x_max, y_max) in `frame` of things that look like
+    some object but are none (K may be 0). A mask on one is looked past when the rounds look
+    for its object, and replaced if the object is found elsewhere."""
+
   def candidates(self, frame, kind, labels):
     """Candidate boxes of a frame and their scores for every object.
 
@@ -50,7 +55,8 @@ class Candidate:
   score: float
 
 
-def best_candidate(candidates, labels, appears, sources, targets, config, doubtful=None):
+def best_candidate(candidates, labels, appears, sources, targets, config, doubtful=None,
+                   on_look_alike=None):
   """The single best (frame, object) re-ID box over the video, or None (the official selection).
 
   For every frame but the first and last, and every target object missing
@@ -61,7 +67,9 @@ def best_candidate(candidates, labels, appears, sources, targets, config, doubtf
   pixels aside) has its `occlusion_quantile` box overlap it by more than
   `occlusion_threshold`; and no other missing target object scores that box
   higher. The highest score wins; ties go to the earliest frame, then the
-  lowest object index. Without `doubtful`, the official selection.
+  lowest object index. A mask on a look-alike (`on_look_alike`) counts as
+  missing too, but only for a box that holds none of its pixels: the object is
+  looked for elsewhere. Without either, the official selection.
 
   Args:
     candidates: `frame -> (boxes, scores)`, `ReidScorer.candidates` of the round.
@@ -72,6 +80,7 @@ def best_candidate(candidates, labels, appears, sources, targets, config, doubtf
     targets: object indices of the round, increasing.
     config: the inference config.
     doubtful: optional bool [T, N], masks that do not look like their object.
+    on_look_alike: optional bool [T, N], masks that lie on a look-alike.
 
   Returns:
     a `Candidate`, or None when nothing qualifies.
@@ -79,7 +88,8 @@ def best_candidate(candidates, labels, appears, sources, targets, config, doubtf
   best, best_score = None, 0.0
   num_frames, num_objects = appears.shape
   doubtful = np.zeros_like(appears) if doubtful is None else doubtful
-  appears = appears & ~doubtful
+  on_look_alike = np.zeros_like(appears) if on_look_alike is None else on_look_alike
+  appears = appears & ~doubtful & ~on_look_alike
   for frame in range(1, num_frames - 1):
     missing = [j for j in targets if not appears[frame, j] and sources[frame, j] != frame]
     if not missing:
@@ -97,6 +107,8 @@ def best_candidate(candidates, labels, appears, sources, targets, config, doubtf
         frame_labels = labels(frame)
         robust_boxes = object_boxes(frame_labels, num_objects, quantile=config.occlusion_quantile)
       box = np.asarray(boxes[top], np.float64)
+      if on_look_alike[frame, index] and _holds(box, frame_labels, index + 1):
+        continue
       ignored = index + 1 if doubtful[frame, index] else None
       if _occludes(box, frame_labels, robust_boxes, config.occlusion_threshold, ignored):
         continue
@@ -108,12 +120,22 @@ def best_candidate(candidates, labels, appears, sources, targets, config, doubtf
   return best
 
 
+def _inside(box, labels):
+  """The truncated box and the ids of `labels` inside it (the official code truncates the box
+  and reads its max corner as inside)."""
+  x_min, y_min, x_max, y_max = box.astype(np.int64)
+  inside = np.unique(labels[max(y_min, 0):y_max + 1, max(x_min, 0):x_max + 1])
+  return (x_min, y_min, x_max, y_max), inside
+
+
+def _holds(box, labels, object_id):
+  """Whether `box` holds a pixel of `object_id` in `labels`."""
+  return object_id in _inside(box, labels)[1]
+
+
 def _occludes(box, labels, robust_boxes, threshold, ignored=None):
   """Whether `box` overlaps the robust box of an object (id `ignored` aside) with a pixel inside
   it by more than `threshold`."""
-  # The official code truncates the box and reads its max corner as inside.
-  x_min, y_min, x_max, y_max = box.astype(np.int64)
-  inside = np.unique(labels[max(y_min, 0):y_max + 1, max(x_min, 0):x_max + 1])
-  truncated = (x_min, y_min, x_max, y_max)
+  truncated, inside = _inside(box, labels)
   return any(box_overlap(truncated, robust_boxes[i - 1]) > threshold
              for i in inside if i not in (0, ignored))

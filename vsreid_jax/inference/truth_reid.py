@@ -42,6 +42,11 @@ class TruthReid:
       scores[index] = OWN_SCORE if own else OTHER_SCORE
     return scores
 
+  def look_alike_boxes(self, frame):
+    """None: the likeness from ground truth needs no help."""
+    del frame
+    return np.zeros((0, 4))
+
   def candidates(self, frame, kind, labels):
     del kind, labels
     count = int(self.instances.max())
@@ -55,7 +60,8 @@ class TruthReid:
 
 
 class _Mixed:
-  """Mask likeness from one scorer, person scores and candidates from another."""
+  """Mask likeness (and look-alike boxes) from one scorer, person scores and candidates from
+  another."""
 
   def __init__(self, likeness, candidates):
     self._likeness, self._candidates = likeness, candidates
@@ -65,6 +71,9 @@ class _Mixed:
 
   def similarity(self, frame, boxes, valid):
     return self._likeness.similarity(frame, boxes, valid)
+
+  def look_alike_boxes(self, frame):
+    return self._likeness.look_alike_boxes(frame)
 
   def candidates(self, frame, kind, labels):
     return self._candidates.candidates(frame, kind, labels)

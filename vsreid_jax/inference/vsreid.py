@@ -13,6 +13,10 @@ from vsreid_jax.inference import reid
 from vsreid_jax.inference.predictor import BucketedPredictor
 from vsreid_jax.inference.propagation import NO_SOURCE, VideoState, propagate
 from vsreid_jax.inference.recovery import recover
+from vsreid_jax.models.boxes import pairwise_iou
+
+# A mask whose box overlaps a look-alike's this much (IoU) may lie on the look-alike.
+LOOK_ALIKE_IOU = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +122,9 @@ def segment_video(frames, first_mask, predictor, flows, config, scorer=None, log
      (`config.reid_keep_threshold`): masks that do not look like their object
      count as missing for the selection and are replaced by re-propagation,
      which also stops where its own mask does not look like the object; those
-     still left after the rounds are dropped.
+     still left after the rounds are dropped. Masks whose box overlaps a
+     look-alike's (`ReidScorer.look_alike_boxes`) count as missing for the
+     selection and are replaced by re-propagation too, but are otherwise kept.
 
   Args:
     frames: the video's uint8 RGB [H, W, 3] frames (`len`, indexing), such as a
@@ -174,13 +180,16 @@ def _reid_rounds(state, scorer, log):
 
     while targets:
       appears = store.appears()
-      doubtful = likeness.doubtful(appears)
+      doubtful, on_look_alike = likeness.doubtful(appears)
       found = reid.best_candidate(candidates, store.labels, appears, state.sources, targets,
-                                  config, doubtful)
+                                  config, doubtful, on_look_alike)
       if found is None:
         break
       frame, index = found.frame, found.index
-      # Re-propagation replaces doubtful masks, up to the nearest trusted one.
+      # Re-propagation replaces doubtful masks and those on look-alikes, up to the nearest
+      # trusted one; the latter are otherwise kept (a look-alike's track may have passed onto
+      # the object).
+      doubtful |= on_look_alike
       trusted = appears[:, index] & ~doubtful[:, index]
       before = next((f for f in range(frame - 1, -1, -1) if trusted[f]), 0)
       after = next((f for f in range(frame + 1, num_frames) if trusted[f]), num_frames)
@@ -197,13 +206,14 @@ def _reid_rounds(state, scorer, log):
                                  len(backward), len(forward)))
       log(recoveries[-1].describe())
   # What still does not look like its object is taken for something else hiding it.
-  for frame, index in zip(*np.nonzero(likeness.doubtful(store.appears()))):
+  for frame, index in zip(*np.nonzero(likeness.doubtful(store.appears())[0])):
     store.clear(frame, index)
   return recoveries
 
 
 class _Likeness:
-  """Re-ID similarity of each object's mask box in each frame with its first look.
+  """Re-ID similarity of each object's mask box in each frame with its first look, and whether
+  the box lies on a look-alike the scorer follows there.
 
   Kept per frame until the frame's masks change. With `reid_keep_threshold` at -1
   nothing is computed: every mask looks like its object (the official algorithm).
@@ -213,23 +223,31 @@ class _Likeness:
     self._state, self._scorer = state, scorer
     self._cache = {}
 
-  def __call__(self, frame):
-    """float [N]: each object's similarity in `frame`; +inf where it has no mask."""
+  def _judge(self, frame):
+    """(similarity float [N], +inf where there is no mask; on a look-alike, bool [N])."""
     state = self._state
-    if state.config.reid_keep_threshold <= -1:
-      return np.full(state.num_objects, np.inf)
     version = state.probabilities.version(frame)
     if self._cache.get(frame, (None,))[0] != version:
-      boxes = state.probabilities.boxes(frame)
+      boxes = state.probabilities.boxes(frame).astype(np.float32)
       present = state.probabilities.appears_in(frame)
       similarity = np.full(state.num_objects, np.inf)
+      on_look_alike = np.zeros(state.num_objects, bool)
       if present.any():
         begin = time.perf_counter()
-        similarity[present] = self._scorer.similarity(frame, boxes.astype(np.float32),
-                                                      present)[present]
+        similarity[present] = self._scorer.similarity(frame, boxes, present)[present]
+        look_alikes = np.asarray(self._scorer.look_alike_boxes(frame), np.float32)
+        if len(look_alikes):
+          overlaps = np.asarray(pairwise_iou(boxes, look_alikes.reshape(-1, 4)))
+          on_look_alike = present & (overlaps >= LOOK_ALIKE_IOU).any(axis=1)
         state.timings['reid'] += time.perf_counter() - begin
-      self._cache[frame] = (version, similarity)
-    return self._cache[frame][1]
+      self._cache[frame] = (version, similarity, on_look_alike)
+    return self._cache[frame][1:]
+
+  def __call__(self, frame):
+    """float [N]: each object's similarity in `frame`; +inf where it has no mask."""
+    if self._state.config.reid_keep_threshold <= -1:
+      return np.full(self._state.num_objects, np.inf)
+    return self._judge(frame)[0]
 
   def trusted_labels(self, frame):
     """uint8 [H, W]: the label map of `frame` without the masks below `reid_keep_threshold`."""
@@ -238,14 +256,17 @@ class _Likeness:
     return np.where(np.isin(labels, unlike), 0, labels).astype(labels.dtype)
 
   def doubtful(self, appears):
-    """bool [T, N]: masks after the first frame whose similarity is below
-    `reid_keep_threshold` (`appears` [T, N] says which objects have one)."""
-    doubtful = np.zeros_like(appears)
+    """(doubtful, on_look_alike), bool [T, N] each, for the masks after the first frame
+    (`appears` [T, N] says which objects have one): those whose similarity is below
+    `reid_keep_threshold`, and the others whose box overlaps a look-alike's (IoU >=
+    `LOOK_ALIKE_IOU`)."""
+    doubtful, on_look_alike = np.zeros_like(appears), np.zeros_like(appears)
     if self._state.config.reid_keep_threshold > -1:
       for frame in range(1, len(appears)):
         if appears[frame].any():
-          doubtful[frame] = self(frame) < self._state.config.reid_keep_threshold
-    return doubtful
+          similarity, on_look_alike[frame] = self._judge(frame)
+          doubtful[frame] = similarity < self._state.config.reid_keep_threshold
+    return doubtful, on_look_alike & ~doubtful
 
 
 class VSReID:
