@@ -43,7 +43,7 @@ class TruthReid:
     return scores
 
   def look_alike_boxes(self, frame):
-    """None: the likeness from ground truth needs no help."""
+    """No boxes: the likeness from ground truth needs no help."""
     del frame
     return np.zeros((0, 4))
 

@@ -180,7 +180,7 @@ def _reid_rounds(state, scorer, log):
 
     while targets:
       appears = store.appears()
-      doubtful, on_look_alike = likeness.doubtful(appears)
+      doubtful, on_look_alike = likeness.marks(appears)
       found = reid.best_candidate(candidates, store.labels, appears, state.sources, targets,
                                   config, doubtful, on_look_alike)
       if found is None:
@@ -189,14 +189,14 @@ def _reid_rounds(state, scorer, log):
       # Re-propagation replaces doubtful masks and those on look-alikes, up to the nearest
       # trusted one; the latter are otherwise kept (a look-alike's track may have passed onto
       # the object).
-      doubtful |= on_look_alike
-      trusted = appears[:, index] & ~doubtful[:, index]
+      replaceable = doubtful | on_look_alike
+      trusted = appears[:, index] & ~replaceable[:, index]
       before = next((f for f in range(frame - 1, -1, -1) if trusted[f]), 0)
       after = next((f for f in range(frame + 1, num_frames) if trusted[f]), num_frames)
       sources = state.sources[before + 1:after, index]
       # A recovered mask keeps its source (itself), so no frame is recovered twice.
       recovered = sources == np.arange(before + 1, after)
-      sources[doubtful[before + 1:after, index] & ~recovered] = NO_SOURCE
+      sources[replaceable[before + 1:after, index] & ~recovered] = NO_SOURCE
       state.sources[frame, index] = frame
       recover(state, frame, index, found.box)
       keep = lambda f, index=index: likeness(f)[index] >= config.reid_keep_threshold
@@ -206,7 +206,8 @@ def _reid_rounds(state, scorer, log):
                                  len(backward), len(forward)))
       log(recoveries[-1].describe())
   # What still does not look like its object is taken for something else hiding it.
-  for frame, index in zip(*np.nonzero(likeness.doubtful(store.appears())[0])):
+  doubtful, _ = likeness.marks(store.appears())
+  for frame, index in zip(*np.nonzero(doubtful)):
     store.clear(frame, index)
   return recoveries
 
@@ -255,7 +256,7 @@ class _Likeness:
     unlike = np.flatnonzero(self(frame) < self._state.config.reid_keep_threshold) + 1
     return np.where(np.isin(labels, unlike), 0, labels).astype(labels.dtype)
 
-  def doubtful(self, appears):
+  def marks(self, appears):
     """(doubtful, on_look_alike), bool [T, N] each, for the masks after the first frame
     (`appears` [T, N] says which objects have one): those whose similarity is below
     `reid_keep_threshold`, and the others whose box overlaps a look-alike's (IoU >=
