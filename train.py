@@ -1,4 +1,4 @@
-"""Trains a network: `python train.py --config configs/{propagation,reid}.py[:smoke] --workdir DIR`.
+"""Trains a network: `python train.py --config configs/{propagation,reid,verifier}.py[:smoke] --workdir DIR`.
 
 Override any config field on the command line, e.g. `--config.batch_size=16`.
 Rerunning with the same workdir resumes from its latest checkpoint.
@@ -15,6 +15,7 @@ from ml_collections import config_flags
 from vsreid_jax.errors import InputError, exit_on_input_error
 from vsreid_jax.training import reid_trainer
 from vsreid_jax.training import trainer
+from vsreid_jax.training import verifier_trainer
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Training config file.', lock_config=True)
@@ -46,7 +47,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
   if FLAGS.distributed:
     jax.distributed.initialize()
-  task = reid_trainer if FLAGS.config.get('task') == 'reid' else trainer
+  task = {'reid': reid_trainer, 'verifier': verifier_trainer}.get(FLAGS.config.get('task'), trainer)
   task.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
