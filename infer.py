@@ -6,9 +6,10 @@
   python infer.py --demo [--output OUT_DIR]
 
   Either segmenting mode runs VS-ReID with the shipped demo models (models/propagation_demo,
-  fine-tuned for 100 steps on each video's first frame, and models/reid_demo) unless told
-  otherwise: [--propagation-checkpoint CKPT_DIR] [--reid-checkpoint CKPT_DIR] [--no-flip]
-  [--no-reid] [--finetune-steps N], or --flow-only to propagate masks by optical flow alone.
+  fine-tuned for 100 steps on each video's first frame, models/reid_demo and
+  models/verifier_demo) unless told otherwise: [--propagation-checkpoint CKPT_DIR]
+  [--reid-checkpoint CKPT_DIR] [--verifier-checkpoint CKPT_DIR] [--no-flip] [--no-reid]
+  [--finetune-steps N], or --flow-only to propagate masks by optical flow alone.
 """
 
 import argparse
@@ -22,7 +23,8 @@ from vsreid_jax.flow import dis
 from vsreid_jax.inference import dataset, demo, driver
 
 SHIPPED_NAMES = tuple(str(path.relative_to(demo.REPOSITORY))
-                      for path in (demo.SHIPPED_PROPAGATION, demo.SHIPPED_REID))
+                      for path in (demo.SHIPPED_PROPAGATION, demo.SHIPPED_REID,
+                                   demo.SHIPPED_VERIFIER))
 
 
 def parse_args(argv=None):
@@ -54,6 +56,9 @@ def parse_args(argv=None):
   parser.add_argument('--reid-checkpoint', type=pathlib.Path,
                       help='re-ID detector checkpoint directory, to recover lost objects by re-ID '
                            f'rounds (default: the shipped {SHIPPED_NAMES[1]})')
+  parser.add_argument('--verifier-checkpoint', type=pathlib.Path,
+                      help='mask verifier checkpoint directory, for the re-ID rounds to tell masks '
+                           f'on look-alikes (default: the shipped {SHIPPED_NAMES[2]})')
   parser.add_argument('--no-flip', action='store_true', help='no horizontal-flip averaging')
   parser.add_argument('--no-reid', action='store_true', help='propagate only, no re-ID rounds')
   parser.add_argument('--finetune-steps', type=int,
@@ -77,13 +82,17 @@ def make_segmenter(args, log=print):
     flags = _used(('--no-flip', args.no_flip), ('--no-reid', args.no_reid),
                   ('--finetune-steps', args.finetune_steps is not None),
                   ('--propagation-checkpoint', args.propagation_checkpoint),
-                  ('--reid-checkpoint', args.reid_checkpoint))
+                  ('--reid-checkpoint', args.reid_checkpoint),
+                  ('--verifier-checkpoint', args.verifier_checkpoint))
     if flags:
       raise InputError(f'{", ".join(flags)} cannot be used with --flow-only')
     log('segmenting by optical flow alone (--flow-only)')
     return None
-  if args.no_reid and args.reid_checkpoint is not None:
-    raise InputError('--reid-checkpoint cannot be used with --no-reid')
+  if args.no_reid:
+    flags = _used(('--reid-checkpoint', args.reid_checkpoint),
+                  ('--verifier-checkpoint', args.verifier_checkpoint))
+    if flags:
+      raise InputError(f'{", ".join(flags)} cannot be used with --no-reid')
   propagation = args.propagation_checkpoint or demo.SHIPPED_PROPAGATION
   if args.propagation_checkpoint is None and not propagation.is_dir():
     raise InputError(f'{propagation}: the shipped propagation network is missing (run from a '
@@ -94,12 +103,17 @@ def make_segmenter(args, log=print):
   reid = args.reid_checkpoint
   if reid is None and not args.no_reid:
     reid = demo.SHIPPED_REID if demo.SHIPPED_REID.is_dir() else None
+  verifier = args.verifier_checkpoint
+  if verifier is None and demo.SHIPPED_VERIFIER.is_dir():
+    verifier = demo.SHIPPED_VERIFIER
   config = inference_config.get_config()
   config.flip = not args.no_flip
   log(f'propagation network: {propagation}'
       + (f', fine-tuned for {finetune_steps} steps on the first frame' if finetune_steps else '')
-      + f'; re-ID: {reid or ("off" if args.no_reid else f"off ({SHIPPED_NAMES[1]} is missing)")}')
-  return demo.vsreid_segmenter(config, propagation, reid, finetune_steps)
+      + f'; re-ID: {reid or ("off" if args.no_reid else f"off ({SHIPPED_NAMES[1]} is missing)")}'
+      + (f', mask verifier: {verifier or "none"}' if reid else ''))
+  return demo.vsreid_segmenter(config, propagation, reid, finetune_steps,
+                               verifier_dir=verifier if reid else None)
 
 
 def check_mode(args):

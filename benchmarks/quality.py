@@ -47,6 +47,9 @@ def main():
   parser.add_argument('--propagation-checkpoint', type=pathlib.Path,
                       default=demo.SHIPPED_PROPAGATION)
   parser.add_argument('--reid-checkpoint', type=pathlib.Path, default=demo.SHIPPED_REID)
+  parser.add_argument('--verifier-checkpoint', type=pathlib.Path, default=demo.SHIPPED_VERIFIER)
+  parser.add_argument('--no-verifier', action='store_true',
+                      help='no mask verifier: masks on look-alikes found by box overlap alone')
   parser.add_argument('--davis-root', type=pathlib.Path)
   parser.add_argument('--split', default='val')
   parser.add_argument('--synthetic-videos', type=int, default=5)
@@ -75,6 +78,7 @@ def main():
     wrap_reid = functools.partial(truth_reid.truth_reid_factory, clips[-1].videos, args.truth_reid)
     if args.truth_reid == 'both':
       reid_checkpoint = None  # the detector would go unused
+  verifier = None if args.no_verifier or reid_checkpoint is None else args.verifier_checkpoint
   segmenters = {}
   for name in args.methods:
     if name == demo.FLOW_BASELINE:
@@ -82,12 +86,13 @@ def main():
     else:
       steps = args.finetune_steps if name == 'vs-reid-ft' else 0
       segmenters[name] = demo.vsreid_segmenter(config, args.propagation_checkpoint,
-                                               reid_checkpoint, steps, wrap_reid)
+                                               reid_checkpoint, steps, wrap_reid, verifier)
   start = time.perf_counter()
   results = demo.segment_and_score(clips, segmenters, args.output, log=lambda line: None,
                                    overlays=False)
   truth = f', {args.truth_reid} from ground truth' if args.truth_reid else ''
   print(f'propagation {args.propagation_checkpoint}, re-ID {reid_checkpoint}{truth}, '
+        f'verifier {verifier}, '
         f'{args.finetune_steps} fine-tuning steps for -ft; {time.perf_counter() - start:.0f} s')
   print(demo.format_scores(results))
 

@@ -245,6 +245,45 @@ def test_a_mask_on_a_look_alike_is_looked_past_and_kept_unless_replaced(shows_up
   assert on_look_alike[:9].all()
 
 
+class VerifiedScorer(FooledScorer):
+  """As `FooledScorer`, and object 2's mask resembles a non-object wherever it lies on the
+  occluder from frame 10 on; with `boxes` False, no look-alike box is reported."""
+
+  def __init__(self, instances, num_objects, boxes=True):
+    super().__init__(instances, num_objects)
+    self.boxes = boxes
+
+  def look_alike_boxes(self, frame):
+    return super().look_alike_boxes(frame) if self.boxes else np.zeros((0, 4), np.float32)
+
+  def resembles_non_object(self, frame, labels):
+    return np.array([False, frame >= 10 and np.any(labels[30:40, 5:15] == 2)])
+
+
+@pytest.mark.parametrize('shows_up', [True, False])
+def test_a_mask_on_a_look_alike_that_resembles_a_non_object_does_not_look_like_its_object(
+    shows_up):
+  labels, instances = occluder_video()
+  if not shows_up:
+    labels[20:, 30:40, 40:50] = 0
+    instances[20:, 30:40, 40:50] = 0
+  segmentation, predicted = run(labels, VerifiedScorer(instances, 2), coded_frames(instances),
+                                reid_keep_threshold=0.3)
+  # Object 2's masks on the occluder are doubtful: dropped after the rounds.
+  assert not np.any(predicted[10:20] == 2)
+  if shows_up:
+    [recovery] = segmentation.recoveries
+    assert (recovery.frame, recovery.object_id) == (20, 2)
+    np.testing.assert_array_equal(predicted[20:], labels[20:])
+  else:
+    assert not segmentation.recoveries
+    assert not np.any(predicted[10:] == 2)
+  # Resembling a non-object alone, off any look-alike box, changes nothing.
+  _, kept = run(labels, VerifiedScorer(instances, 2, boxes=False), coded_frames(instances),
+                reid_keep_threshold=0.3)
+  assert np.all(kept[10:, 30:40, 5:15] == 2)
+
+
 class NeverAlikeScorer(TruthScorer):
   """Finds every instance, but no mask ever looks like its object (0.05)."""
 

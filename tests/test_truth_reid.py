@@ -13,7 +13,7 @@ from vsreid_jax.inference import demo, truth_reid
 
 class FixedScorer:
   """A stand-in real scorer: one box scoring 0.7 for every object, likeness 0.2, one
-  look-alike box."""
+  look-alike box, and every mask resembling a non-object."""
 
   def __init__(self, num_objects):
     self.num_objects = num_objects
@@ -26,6 +26,9 @@ class FixedScorer:
 
   def look_alike_boxes(self, frame):
     return np.array([[10.0, 10.0, 20.0, 20.0]])
+
+  def resembles_non_object(self, frame, labels):
+    return np.ones(self.num_objects, bool)
 
   def candidates(self, frame, kind, labels):
     return np.array([[1.0, 1.0, 5.0, 5.0]]), np.full((1, self.num_objects), 0.7)
@@ -68,11 +71,13 @@ def test_half_of_the_reid_from_truth(written):
   assert likeness.similarity(0, true_boxes[:2], np.array([True, True]))[0] == 0.9
   # The look-alike boxes belong to the likeness half.
   assert likeness.look_alike_boxes(5).shape == (0, 4)
+  assert not likeness.resembles_non_object(5, None).any()
   candidates = truth_reid.truth_reid_factory(videos, 'candidates', lambda f, m: FixedScorer(2))(
       frames, first_mask)
   assert len(candidates.candidates(0, 'object', None)[0]) == 3
   assert candidates.similarity(0, true_boxes[:2], np.array([True, True]))[0] == 0.2
   assert candidates.look_alike_boxes(5).shape == (1, 4)
+  assert candidates.resembles_non_object(5, None).all()
 
 
 def test_truth_needs_a_known_sequence_and_part(written):

@@ -32,6 +32,7 @@ SHIPPED_DATA = REPOSITORY / 'demo_data' / 'DAVIS2016'
 # (see the README).
 SHIPPED_PROPAGATION = REPOSITORY / 'models' / 'propagation_demo'
 SHIPPED_REID = REPOSITORY / 'models' / 'reid_demo'
+SHIPPED_VERIFIER = REPOSITORY / 'models' / 'verifier_demo'
 FLOW_BASELINE = 'flow-only'
 NO_REID_SUFFIX = '-no-reid'
 # Online fine-tuning steps of the shipped network on each video's first frame
@@ -77,7 +78,7 @@ def demo_clips(output_dir, seed=0, log=print):
 
 
 def vsreid_segmenter(config, propagation_dir=SHIPPED_PROPAGATION, reid_dir=SHIPPED_REID,
-                     finetune_steps=FINETUNE_STEPS, wrap_reid=None):
+                     finetune_steps=FINETUNE_STEPS, wrap_reid=None, verifier_dir=SHIPPED_VERIFIER):
   """VS-ReID with the given networks (default the shipped ones).
 
   Args:
@@ -87,6 +88,8 @@ def vsreid_segmenter(config, propagation_dir=SHIPPED_PROPAGATION, reid_dir=SHIPP
     finetune_steps: online fine-tuning steps on each video's first frame (0: none).
     wrap_reid: optional callable turning the detector's re-ID factory (None without
       `reid_dir`) into the one to use, such as a `truth_reid.truth_reid_factory`.
+    verifier_dir: the mask verifier's checkpoint (used with `reid_dir` and
+      `config.reid_nearest_template`), or None for none.
 
   Returns:
     a `FinetunedVSReID` if `finetune_steps`, else a `VSReID`.
@@ -95,7 +98,8 @@ def vsreid_segmenter(config, propagation_dir=SHIPPED_PROPAGATION, reid_dir=SHIPP
     InputError: a checkpoint is missing or holds another network.
   """
   reid_factory = (None if reid_dir is None
-                  else detector_reid_factory(reid_dir, config.reid_nearest_template))
+                  else detector_reid_factory(reid_dir, config.reid_nearest_template,
+                                             verifier_dir))
   if wrap_reid is not None:
     reid_factory = wrap_reid(reid_factory)
   if finetune_steps:
@@ -110,7 +114,8 @@ def demo_segmenters(config):
   segmenters = {FLOW_BASELINE: None}
   if SHIPPED_PROPAGATION.is_dir():
     segmenters['vs-reid'] = vsreid_segmenter(
-        config, reid_dir=SHIPPED_REID if SHIPPED_REID.is_dir() else None)
+        config, reid_dir=SHIPPED_REID if SHIPPED_REID.is_dir() else None,
+        verifier_dir=SHIPPED_VERIFIER if SHIPPED_VERIFIER.is_dir() else None)
   return segmenters
 
 

@@ -28,6 +28,9 @@ the other templates. The non-objects' tracks are followed through the detections
 alone, so where they are in a frame (`look_alike_boxes`, for the rounds to look
 past masks lying there) is known before any mask of that frame; the later tracks,
 which start from the masks, are followed apart from them.
+With a mask verifier (`vsreid_jax.reid.verification`) as well, a mask looks more
+like a non-object than like its object (`resembles_non_object`) when the verifier
+finds it more like the first-frame box of some non-object than like its object's.
 The official code has no such rules (its re-ID scores come from files).
 """
 
@@ -37,6 +40,7 @@ from vsreid_jax.data.palette import VOID_LABEL
 from vsreid_jax.models.boxes import pairwise_iou
 from vsreid_jax.reid import detection
 from vsreid_jax.reid.frame_detector import FrameDetector
+from vsreid_jax.reid.verification import Verifier, crop, mask_box
 
 # A first-frame detection whose box holds at most this fraction of object pixels is a non-object.
 NON_OBJECT_MAX_FRACTION = 0.25
@@ -57,12 +61,13 @@ class DetectorReid:
   boxes, classes and scores are kept.
   """
 
-  def __init__(self, detector, frames, first_mask, nearest_template=False):
+  def __init__(self, detector, frames, first_mask, nearest_template=False, verifier=None):
     """Args:
       detector: a `FrameDetector`.
       frames: the video's frames (`len`, indexing).
       first_mask: [H, W] object ids of frame 0.
       nearest_template: a box scores only for the object whose template is nearest.
+      verifier: an optional `Verifier`, used with `nearest_template` only.
     """
     labels = np.where(first_mask == VOID_LABEL, 0, first_mask)
     self._num_objects = int(labels.max())
@@ -72,6 +77,14 @@ class DetectorReid:
     self._person_scores = (np.zeros(self._num_objects) if person_class is None
                            else probabilities[:, person_class].astype(np.float64))
     self._detector, self._frames, self._first_labels = detector, frames, labels
+    self._verifier = verifier if nearest_template else None
+    if self._verifier is not None:
+      # Verifier features of each object's first-frame box (zeros where it is absent).
+      first_boxes = np.asarray(boxes)
+      self._object_features = self._verifier.describe(
+          [crop(frames[0], box, verifier.crop_size) for box in first_boxes])
+      self._has_template = np.asarray(present)
+      self._non_object_features = None
     self._detections = {}
     self._nearest_template = nearest_template
     # With `nearest_template`: frame 0's non-objects and their tracks, followed frame by frame
@@ -95,6 +108,24 @@ class DetectorReid:
     self._follow(frame)
     return self._located[frame]
 
+  def resembles_non_object(self, frame, labels):
+    unlike = np.zeros(self._num_objects, bool)
+    if self._verifier is None:
+      return unlike
+    self._follow(0)
+    labels = np.asarray(labels)
+    judged = [index for index in range(self._num_objects)
+              if self._has_template[index] and np.any(labels == index + 1)]
+    if not judged or not len(self._non_object_features):
+      return unlike
+    masks = [labels == index + 1 for index in judged]
+    queries = self._verifier.describe([crop(self._frames[frame], mask_box(mask),
+                                            self._verifier.crop_size, mask) for mask in masks])
+    own = np.diagonal(self._verifier.probabilities(self._object_features[judged], queries))
+    other = self._verifier.probabilities(self._non_object_features, queries).max(axis=0)
+    unlike[judged] = other > own
+    return unlike
+
   def _follow(self, frame):
     """Detects every frame up to `frame` not yet detected, following frame 0's non-objects."""
     for index in range(len(self._located), frame + 1):
@@ -103,6 +134,9 @@ class DetectorReid:
         keep = np.array([_object_fraction(self._first_labels, box) <= NON_OBJECT_MAX_FRACTION
                          for box in found.boxes], bool).reshape(-1)
         self._non_objects = found.embeddings[keep]
+        if self._verifier is not None:
+          self._non_object_features = self._verifier.describe(
+              [crop(self._frames[0], box, self._verifier.crop_size) for box in found.boxes[keep]])
         imitates = detection.reid_scores(found.embeddings[keep], self._templates)
         self._non_object_tracks = _Tracks(found.boxes[keep], found.embeddings[keep],
                                           np.argmax(imitates, axis=1), self._num_objects)
@@ -241,12 +275,14 @@ def _object_fraction(labels, box):
   return float(np.count_nonzero(inside)) / inside.size if inside.size else 0.0
 
 
-def detector_reid_factory(checkpoint_dir, nearest_template=False):
-  """`(frames, first_mask) -> DetectorReid` from a re-ID checkpoint, the `reid_factory` of `VSReID`.
+def detector_reid_factory(checkpoint_dir, nearest_template=False, verifier_dir=None):
+  """`(frames, first_mask) -> DetectorReid` from a re-ID checkpoint (and optionally a mask
+  verifier checkpoint), the `reid_factory` of `VSReID`.
 
   Raises:
-    InputError: missing or unreadable checkpoint, or one of another network.
+    InputError: a missing or unreadable checkpoint, or one of another network.
   """
   detector = FrameDetector.from_checkpoint(checkpoint_dir)
+  verifier = None if verifier_dir is None else Verifier.from_checkpoint(verifier_dir)
   return lambda frames, first_mask: DetectorReid(detector, frames, first_mask,
-                                                 nearest_template)
+                                                 nearest_template, verifier)

@@ -30,6 +30,12 @@ class ReidScorer(Protocol):
     some object but are none (K may be 0). A mask on one is looked past when the rounds look
     for its object, and replaced if the object is found elsewhere."""
 
+  def resembles_non_object(self, frame, labels):
+    """bool [N]: objects whose mask in `frame` (`labels`, [H, W] object ids) looks more like
+    something of the first frame that is no object than like the object itself (all False for
+    a scorer that cannot tell). Such a mask on a look-alike's box does not look like its
+    object."""
+
   def candidates(self, frame, kind, labels):
     """Candidate boxes of a frame and their scores for every object.
 

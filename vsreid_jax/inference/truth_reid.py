@@ -47,6 +47,11 @@ class TruthReid:
     del frame
     return np.zeros((0, 4))
 
+  def resembles_non_object(self, frame, labels):
+    """All False, for the same reason."""
+    del frame, labels
+    return np.zeros(self.num_objects, bool)
+
   def candidates(self, frame, kind, labels):
     del kind, labels
     count = int(self.instances.max())
@@ -60,7 +65,7 @@ class TruthReid:
 
 
 class _Mixed:
-  """Mask likeness (and look-alike boxes) from one scorer, person scores and candidates from
+  """Mask likeness (and look-alikes) from one scorer, person scores and candidates from
   another."""
 
   def __init__(self, likeness, candidates):
@@ -74,6 +79,9 @@ class _Mixed:
 
   def look_alike_boxes(self, frame):
     return self._likeness.look_alike_boxes(frame)
+
+  def resembles_non_object(self, frame, labels):
+    return self._likeness.resembles_non_object(frame, labels)
 
   def candidates(self, frame, kind, labels):
     return self._candidates.candidates(frame, kind, labels)

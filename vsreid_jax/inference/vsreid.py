@@ -124,7 +124,9 @@ def segment_video(frames, first_mask, predictor, flows, config, scorer=None, log
      which also stops where its own mask does not look like the object; those
      still left after the rounds are dropped. Masks whose box overlaps a
      look-alike's (`ReidScorer.look_alike_boxes`) count as missing for the
-     selection and are replaced by re-propagation too, but are otherwise kept.
+     selection and are replaced by re-propagation too, but are otherwise kept;
+     unless they also resemble a first-frame non-object more than their object
+     (`ReidScorer.resembles_non_object`): those do not look like it.
 
   Args:
     frames: the video's uint8 RGB [H, W, 3] frames (`len`, indexing), such as a
@@ -199,7 +201,7 @@ def _reid_rounds(state, scorer, log):
       sources[replaceable[before + 1:after, index] & ~recovered] = NO_SOURCE
       state.sources[frame, index] = frame
       recover(state, frame, index, found.box)
-      keep = lambda f, index=index: likeness(f)[index] >= config.reid_keep_threshold
+      keep = lambda f, index=index: likeness.looks_like(f)[index]
       backward = propagate(state, frame - 1, before, -1, [index], keep)
       forward = propagate(state, frame + 1, after, 1, [index], keep)
       recoveries.append(Recovery(kind, frame, index + 1, found.score, found.box,
@@ -213,11 +215,15 @@ def _reid_rounds(state, scorer, log):
 
 
 class _Likeness:
-  """Re-ID similarity of each object's mask box in each frame with its first look, and whether
-  the box lies on a look-alike the scorer follows there.
+  """Whether each object's mask in each frame looks like the object, and whether it lies on a
+  look-alike the scorer follows there.
 
-  Kept per frame until the frame's masks change. With `reid_keep_threshold` at -1
-  nothing is computed: every mask looks like its object (the official algorithm).
+  A mask does not look like its object when the re-ID similarity of its box with the object's
+  first look is below `reid_keep_threshold`, or when its box overlaps a look-alike's (IoU >=
+  `LOOK_ALIKE_IOU`) and the scorer finds the mask more like a first-frame non-object than like
+  the object (`ReidScorer.resembles_non_object`). Kept per frame until the frame's masks
+  change. With `reid_keep_threshold` at -1 nothing is computed: every mask looks like its
+  object (the official algorithm).
   """
 
   def __init__(self, state, scorer):
@@ -225,48 +231,52 @@ class _Likeness:
     self._cache = {}
 
   def _judge(self, frame):
-    """(similarity float [N], +inf where there is no mask; on a look-alike, bool [N])."""
+    """(looks like its object, bool [N], True where there is no mask; on a look-alike, bool [N])."""
     state = self._state
     version = state.probabilities.version(frame)
     if self._cache.get(frame, (None,))[0] != version:
       boxes = state.probabilities.boxes(frame).astype(np.float32)
       present = state.probabilities.appears_in(frame)
-      similarity = np.full(state.num_objects, np.inf)
+      looks_like = np.ones(state.num_objects, bool)
       on_look_alike = np.zeros(state.num_objects, bool)
       if present.any():
         begin = time.perf_counter()
-        similarity[present] = self._scorer.similarity(frame, boxes, present)[present]
+        similarity = self._scorer.similarity(frame, boxes, present)
+        looks_like = ~present | (similarity >= state.config.reid_keep_threshold)
         look_alikes = np.asarray(self._scorer.look_alike_boxes(frame), np.float32)
         if len(look_alikes):
           overlaps = np.asarray(pairwise_iou(boxes, look_alikes.reshape(-1, 4)))
           on_look_alike = present & (overlaps >= LOOK_ALIKE_IOU).any(axis=1)
+        if on_look_alike.any():
+          looks_like &= ~(on_look_alike & np.asarray(self._scorer.resembles_non_object(
+              frame, state.probabilities.labels(frame)), bool))
         state.timings['reid'] += time.perf_counter() - begin
-      self._cache[frame] = (version, similarity, on_look_alike)
+      self._cache[frame] = (version, looks_like, on_look_alike)
     return self._cache[frame][1:]
 
-  def __call__(self, frame):
-    """float [N]: each object's similarity in `frame`; +inf where it has no mask."""
+  def looks_like(self, frame):
+    """bool [N]: whether each object's mask in `frame` looks like it (True where it has none)."""
     if self._state.config.reid_keep_threshold <= -1:
-      return np.full(self._state.num_objects, np.inf)
+      return np.ones(self._state.num_objects, bool)
     return self._judge(frame)[0]
 
   def trusted_labels(self, frame):
-    """uint8 [H, W]: the label map of `frame` without the masks below `reid_keep_threshold`."""
+    """uint8 [H, W]: the label map of `frame` without the masks that do not look like their
+    object."""
     labels = self._state.probabilities.labels(frame)
-    unlike = np.flatnonzero(self(frame) < self._state.config.reid_keep_threshold) + 1
+    unlike = np.flatnonzero(~self.looks_like(frame)) + 1
     return np.where(np.isin(labels, unlike), 0, labels).astype(labels.dtype)
 
   def marks(self, appears):
     """(doubtful, on_look_alike), bool [T, N] each, for the masks after the first frame
-    (`appears` [T, N] says which objects have one): those whose similarity is below
-    `reid_keep_threshold`, and the others whose box overlaps a look-alike's (IoU >=
-    `LOOK_ALIKE_IOU`)."""
+    (`appears` [T, N] says which objects have one): those that do not look like their object,
+    and the others whose box overlaps a look-alike's."""
     doubtful, on_look_alike = np.zeros_like(appears), np.zeros_like(appears)
     if self._state.config.reid_keep_threshold > -1:
       for frame in range(1, len(appears)):
         if appears[frame].any():
-          similarity, on_look_alike[frame] = self._judge(frame)
-          doubtful[frame] = similarity < self._state.config.reid_keep_threshold
+          looks_like, on_look_alike[frame] = self._judge(frame)
+          doubtful[frame] = ~looks_like
     return doubtful, on_look_alike & ~doubtful
 
 

@@ -75,8 +75,9 @@ class Verifier:
     return cls(model, {'params': variables['params']}, config.model.crop_size)
 
   def describe(self, crops):
-    """Features [K, F] of crops [K, S, S, 4]."""
-    return _padded_call(self._describe, self.variables, np.asarray(crops, np.float32))
+    """Features [K, F] of crops [K, S, S, 4] (K may be 0)."""
+    crops = np.asarray(crops, np.float32).reshape(-1, self.crop_size, self.crop_size, 4)
+    return _padded_call(self._describe, self.variables, crops)
 
   def probabilities(self, templates, queries):
     """[K, Q]: the probability that each query shows the instance of each template (features)."""
