@@ -219,14 +219,20 @@ class FooledScorer(TruthScorer):
     return np.array([[5, 30, 15, 40]] * (frame >= 10), np.float32).reshape(-1, 4)
 
 
-@pytest.mark.parametrize('shows_up', [True, False])
-def test_a_mask_on_a_look_alike_is_looked_past_and_kept_unless_replaced(shows_up):
+def run_occluder_video(scorer_class, shows_up, **scorer_args):
+  """`occluder_video` (object 2 not showing up again if not `shows_up`) segmented with a
+  `scorer_class` scorer: (labels, segmentation, predicted)."""
   labels, instances = occluder_video()
   if not shows_up:
     labels[20:, 30:40, 40:50] = 0
     instances[20:, 30:40, 40:50] = 0
-  segmentation, predicted = run(labels, FooledScorer(instances, 2), coded_frames(instances),
-                                reid_keep_threshold=0.3)
+  return labels, *run(labels, scorer_class(instances, 2, **scorer_args), coded_frames(instances),
+                      reid_keep_threshold=0.3)
+
+
+@pytest.mark.parametrize('shows_up', [True, False])
+def test_a_mask_on_a_look_alike_is_looked_past_and_kept_unless_replaced(shows_up):
+  labels, segmentation, predicted = run_occluder_video(FooledScorer, shows_up)
   on_look_alike = predicted[10:, 30:40, 5:15] == 2
   if not shows_up:
     # Nothing else is object 2: its mask stays on the look-alike (the look-alike's track may
@@ -263,12 +269,7 @@ class VerifiedScorer(FooledScorer):
 @pytest.mark.parametrize('shows_up', [True, False])
 def test_a_mask_on_a_look_alike_that_resembles_a_non_object_does_not_look_like_its_object(
     shows_up):
-  labels, instances = occluder_video()
-  if not shows_up:
-    labels[20:, 30:40, 40:50] = 0
-    instances[20:, 30:40, 40:50] = 0
-  segmentation, predicted = run(labels, VerifiedScorer(instances, 2), coded_frames(instances),
-                                reid_keep_threshold=0.3)
+  labels, segmentation, predicted = run_occluder_video(VerifiedScorer, shows_up)
   # Object 2's masks on the occluder are doubtful: dropped after the rounds.
   assert not np.any(predicted[10:20] == 2)
   if shows_up:
@@ -279,8 +280,7 @@ def test_a_mask_on_a_look_alike_that_resembles_a_non_object_does_not_look_like_i
     assert not segmentation.recoveries
     assert not np.any(predicted[10:] == 2)
   # Resembling a non-object alone, off any look-alike box, changes nothing.
-  _, kept = run(labels, VerifiedScorer(instances, 2, boxes=False), coded_frames(instances),
-                reid_keep_threshold=0.3)
+  _, _, kept = run_occluder_video(VerifiedScorer, shows_up, boxes=False)
   assert np.all(kept[10:, 30:40, 5:15] == 2)
 
 
