@@ -6,10 +6,10 @@
   python infer.py --demo [--output OUT_DIR]
 
   Either segmenting mode runs VS-ReID with the shipped demo models (models/propagation_demo,
-  fine-tuned for 100 steps on each video's first frame, models/reid_demo and
-  models/verifier_demo) unless told otherwise: [--propagation-checkpoint CKPT_DIR]
-  [--reid-checkpoint CKPT_DIR] [--verifier-checkpoint CKPT_DIR] [--no-flip] [--no-reid]
-  [--finetune-steps N], or --flow-only to propagate masks by optical flow alone.
+  fine-tuned for 100 steps on each video's first frame, and models/reid_demo) unless told
+  otherwise: [--propagation-checkpoint CKPT_DIR] [--reid-checkpoint CKPT_DIR]
+  [--verifier-checkpoint CKPT_DIR] [--no-flip] [--no-reid] [--finetune-steps N], or
+  --flow-only to propagate masks by optical flow alone.
 """
 
 import argparse
@@ -58,7 +58,8 @@ def parse_args(argv=None):
                            f'rounds (default: the shipped {SHIPPED_NAMES[1]})')
   parser.add_argument('--verifier-checkpoint', type=pathlib.Path,
                       help='mask verifier checkpoint directory, for the re-ID rounds to tell masks '
-                           f'on look-alikes (default: the shipped {SHIPPED_NAMES[2]})')
+                           f'on look-alikes (default: none; {SHIPPED_NAMES[2]} ships, better on '
+                           'synthetic video, worse on real video)')
   parser.add_argument('--no-flip', action='store_true', help='no horizontal-flip averaging')
   parser.add_argument('--no-reid', action='store_true', help='propagate only, no re-ID rounds')
   parser.add_argument('--finetune-steps', type=int,
@@ -104,8 +105,6 @@ def make_segmenter(args, log=print):
   if reid is None and not args.no_reid:
     reid = demo.SHIPPED_REID if demo.SHIPPED_REID.is_dir() else None
   verifier = args.verifier_checkpoint
-  if verifier is None and demo.SHIPPED_VERIFIER.is_dir():
-    verifier = demo.SHIPPED_VERIFIER
   config = inference_config.get_config()
   config.flip = not args.no_flip
   log(f'propagation network: {propagation}'
