@@ -37,10 +37,11 @@ The official code has no such rules (its re-ID scores come from files).
 import numpy as np
 
 from vsreid_jax.data.palette import VOID_LABEL
+from vsreid_jax.inference.boxes import object_boxes
 from vsreid_jax.models.boxes import pairwise_iou
 from vsreid_jax.reid import detection
 from vsreid_jax.reid.frame_detector import FrameDetector
-from vsreid_jax.reid.verification import Verifier, crop, mask_box
+from vsreid_jax.reid.verification import Verifier, crop
 
 # A first-frame detection whose box holds at most this fraction of object pixels is a non-object.
 NON_OBJECT_MAX_FRACTION = 0.25
@@ -118,9 +119,10 @@ class DetectorReid:
               if self._has_template[index] and np.any(labels == index + 1)]
     if not judged or not len(self._non_object_features):
       return unlike
-    masks = [labels == index + 1 for index in judged]
-    queries = self._verifier.describe([crop(self._frames[frame], mask_box(mask),
-                                            self._verifier.crop_size, mask) for mask in masks])
+    boxes = object_boxes(labels, self._num_objects)
+    queries = self._verifier.describe([crop(self._frames[frame], boxes[index],
+                                            self._verifier.crop_size, labels == index + 1)
+                                       for index in judged])
     own = np.diagonal(self._verifier.probabilities(self._object_features[judged], queries))
     other = self._verifier.probabilities(self._non_object_features, queries).max(axis=0)
     unlike[judged] = other > own

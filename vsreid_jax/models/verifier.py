@@ -48,3 +48,9 @@ class MaskVerifier(nn.Module):
 
   def __call__(self, templates, queries):
     return self.compare(self.describe(templates), self.describe(queries))
+
+
+def build_verifier(model_config):
+  """The `MaskVerifier` of a `configs/verifier.py` config's `model` block."""
+  return MaskVerifier(widths=tuple(model_config.widths), strides=tuple(model_config.strides),
+                      head_features=model_config.head_features)

@@ -10,20 +10,12 @@ import numpy as np
 
 from vsreid_jax import checkpoints
 from vsreid_jax.errors import InputError
-from vsreid_jax.models.verifier import MaskVerifier
+from vsreid_jax.models.verifier import MaskVerifier, build_verifier
 
 # A crop's side is this times the longer side of its box.
 CROP_CONTEXT = 1.3
 # Crops per verifier call are padded to a multiple of this (one compile per multiple).
 BATCH_MULTIPLE = 8
-
-
-def mask_box(mask):
-  """(x_min, y_min, x_max, y_max), max exclusive, of a non-empty bool mask."""
-  rows, cols = np.any(mask, axis=1), np.any(mask, axis=0)
-  y_min, y_max = np.flatnonzero(rows)[[0, -1]]
-  x_min, x_max = np.flatnonzero(cols)[[0, -1]]
-  return float(x_min), float(y_min), float(x_max + 1), float(y_max + 1)
 
 
 def crop(frame, box, size, mask=None, shift=(0.0, 0.0), zoom=1.0):
@@ -70,9 +62,8 @@ class Verifier:
     if config.get('task') != 'verifier':
       raise InputError(f'{checkpoint_dir}: not a mask verifier checkpoint (its config has task '
                        f'{config.get("task")!r}; expected "verifier")')
-    model = MaskVerifier(widths=tuple(config.model.widths), strides=tuple(config.model.strides),
-                         head_features=config.model.head_features)
-    return cls(model, {'params': variables['params']}, config.model.crop_size)
+    return cls(build_verifier(config.model), {'params': variables['params']},
+               config.model.crop_size)
 
   def describe(self, crops):
     """Features [K, F] of crops [K, S, S, 4] (K may be 0)."""

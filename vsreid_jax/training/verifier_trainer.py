@@ -10,7 +10,7 @@ import optax
 
 from vsreid_jax.data.synthetic import SyntheticVideoConfig
 from vsreid_jax.errors import InputError
-from vsreid_jax.models.verifier import MaskVerifier
+from vsreid_jax.models.verifier import build_verifier
 from vsreid_jax.training import loop
 from vsreid_jax.training import optimizer as optimizer_lib
 from vsreid_jax.training import propagation_data
@@ -43,11 +43,6 @@ def validate_config(config, num_devices):
   if len(model.widths) != len(model.strides) or not len(model.widths):
     raise InputError(f'config.model.widths and config.model.strides must be non-empty and of one '
                      f'length, got {tuple(model.widths)} and {tuple(model.strides)}')
-
-
-def build_model(config):
-  return MaskVerifier(widths=tuple(config.model.widths), strides=tuple(config.model.strides),
-                      head_features=config.model.head_features)
 
 
 def make_pairs(config, first_seed, count, stream):
@@ -101,7 +96,7 @@ def train_and_evaluate(config, workdir):
     the final `TrainState`.
   """
   validate_config(config, jax.device_count())
-  model = build_model(config)
+  model = build_verifier(config.model)
   data = config.data
   train_pairs = make_pairs(config, data.first_seed, data.num_train_videos, stream=0)
   eval_pairs = make_pairs(config, data.first_seed + data.num_train_videos, data.num_eval_videos,
