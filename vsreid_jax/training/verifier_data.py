@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from vsreid_jax.data import synthetic
-from vsreid_jax.inference.boxes import object_boxes
+from vsreid_jax.data.augment import mask_box
 from vsreid_jax.reid.verification import crop
 
 # Instances with fewer visible pixels give no template or query.
@@ -31,7 +31,7 @@ def _jittered_mask(rng, mask):
 
 
 def _query(rng, frame, mask, size):
-  return crop(frame, object_boxes(mask.astype(np.uint8), 1)[0], size, mask,
+  return crop(frame, mask_box(mask), size, mask,
               shift=rng.normal(0.0, SHIFT_STD, 2), zoom=float(np.exp(rng.normal(0.0, LOG_ZOOM_STD))))
 
 
