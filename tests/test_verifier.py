@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 
 from configs import verifier as verifier_config
-from conftest import make_davis2016, moving_squares
 from vsreid_jax import convert
-from vsreid_jax.data import davis, synthetic
+from vsreid_jax.data import synthetic
 from vsreid_jax.errors import InputError
 from vsreid_jax.inference import detector_reid
 from vsreid_jax.models.verifier import MaskVerifier
 from vsreid_jax.reid.frame_detector import Detections
 from vsreid_jax.reid.verification import Verifier, crop
-from vsreid_jax.training import verifier_data, verifier_trainer
+from vsreid_jax.training import verifier_trainer
 from vsreid_jax.training.verifier_data import VerifierPairs
 
 RED, BLUE = (200, 10, 10), (10, 10, 200)
@@ -66,9 +65,8 @@ def test_pairs_are_same_instance_or_a_look_alike_of_the_same_video():
   video = synthetic.SyntheticVideoConfig(num_frames=28, height=64, width=96, num_objects=2,
                                          num_distractors=2, hidden_frames=(3, 5))
   done = []
-  scenes = verifier_data.synthetic_scenes(video, [1, 2], 16, 3, np.random.default_rng(0),
-                                          progress=lambda *args: done.append(args))
-  pairs = VerifierPairs(scenes, positive_fraction=0.5, look_alike_fraction=1.0)
+  pairs = VerifierPairs(video, [1, 2], 16, 3, np.random.default_rng(0), positive_fraction=0.5,
+                        look_alike_fraction=1.0, progress=lambda *args: done.append(args))
   assert done == [(1, 2), (2, 2)]
   rng = np.random.default_rng(1)
   labels = []
@@ -81,52 +79,10 @@ def test_pairs_are_same_instance_or_a_look_alike_of_the_same_video():
     if example['label'] == 1:
       assert template == owner
     else:
-      assert template != owner and pairs._scene_of[template] == pairs._scene_of[owner]
+      assert template != owner and pairs._video_of[template] == pairs._video_of[owner]
       # Every object here has a look-alike, and negatives are drawn from look-alike groups only.
       assert pairs._group_of[template] == pairs._group_of[owner]
   assert 0.3 < np.mean(labels) < 0.7
-
-
-def test_background_boxes_lie_mostly_off_the_objects():
-  objects = np.zeros((60, 80), bool)
-  objects[10:40, 20:50] = True
-  rng = np.random.default_rng(0)
-  for _ in range(30):
-    x_min, y_min, x_max, y_max = verifier_data._background_box(rng, objects, (20, 10, 50, 40))
-    assert 0 <= x_min < x_max <= 80 and 0 <= y_min < y_max <= 60
-    assert min(x_max - x_min, y_max - y_min) >= verifier_data.BACKGROUND_MIN_SIDE
-    assert objects[y_min:y_max, x_min:x_max].mean() <= verifier_data.BACKGROUND_MAX_FRACTION
-  # No room off an object that fills the frame.
-  assert verifier_data._background_box(rng, np.ones((60, 80), bool), (0, 0, 80, 60)) is None
-
-
-def test_davis_scenes_pair_an_object_with_its_later_masks_and_background_boxes(tmp_path):
-  masks = moving_squares(num_frames=6, height=48, width=64, num_objects=1)
-  root = make_davis2016(tmp_path / 'davis', {'one': masks, 'two': masks[::-1]}, split='train')
-  dataset = davis.DavisDataset(root, 'train')
-  done = []
-  scenes = list(verifier_data.davis_scenes(dataset, 16, 3, 2, np.random.default_rng(0),
-                                           progress=lambda *args: done.append(args)))
-  assert done == [(1, 2), (2, 2)] and len(scenes) == 2
-  for scene in scenes:
-    # The object's template first, then its background boxes, all one look-alike group.
-    assert len(scene.templates) == 3 and scene.groups == [0, 0, 0]
-    assert len(scene.queries) == 3 and scene.owners == [0, 0, 0]
-    for query in scene.queries:
-      assert query.shape == (16, 16, 4) and query[..., 3].max() > 0.5
-  pairs = VerifierPairs(scenes, look_alike_fraction=1.0)
-  rng = np.random.default_rng(1)
-  for _ in range(40):
-    example = pairs.example(rng)
-    template = _row(pairs._templates, example['template'])
-    owner = pairs._owners[_row(pairs._queries, example['query'])]
-    assert (template == owner) == (example['label'] == 1)
-    assert pairs._scene_of[template] == pairs._scene_of[owner]
-  # Training needs every frame's mask.
-  (root / 'Annotations' / '480p' / 'two' / '00003.png').unlink()
-  with pytest.raises(InputError, match='sequence two .* annotation for every frame'):
-    list(verifier_data.davis_scenes(davis.DavisDataset(root, 'train'), 16, 3, 2,
-                                    np.random.default_rng(0)))
 
 
 def test_config_errors_name_the_field():
@@ -138,34 +94,16 @@ def test_config_errors_name_the_field():
   config.data.look_alike_fraction = 1.5
   with pytest.raises(InputError, match='config.data.look_alike_fraction'):
     verifier_trainer.validate_config(config, 1)
-  config = verifier_config.get_config('smoke')
-  config.data.davis_fraction = -0.1
-  with pytest.raises(InputError, match='config.data.davis_fraction'):
-    verifier_trainer.validate_config(config, 1)
-  config = verifier_config.get_config('smoke')
-  config.data.davis_background_boxes = -1
-  with pytest.raises(InputError, match='config.data.davis_background_boxes'):
-    verifier_trainer.validate_config(config, 1)
   with pytest.raises(ValueError, match='unknown verifier config'):
     verifier_config.get_config('demo')
 
 
-def test_a_missing_davis_root_fails_before_the_synthetic_videos(tmp_path):
-  config = verifier_config.get_config('smoke')
-  config.data.davis_root = str(tmp_path / 'nowhere')
-  with pytest.raises(InputError, match='nowhere: DAVIS folder not found'):
-    verifier_trainer.train_and_evaluate(config, tmp_path / 'run')
-  assert not (tmp_path / 'run').exists()
-
-
 @pytest.fixture(name='verifier_dir', scope='module')
 def fixture_verifier_dir(tmp_path_factory):
-  """A verifier trained by the smoke config, with DAVIS 2016 pairs mixed in, and exported."""
+  """A verifier trained by the smoke config and exported."""
   workdir = tmp_path_factory.mktemp('verifier')
-  config = verifier_config.get_config('smoke')
-  config.data.davis_root = str(make_davis2016(
-      workdir / 'davis', {'square': moving_squares(6, 48, 64, 1)}, split='train'))
-  state = verifier_trainer.train_and_evaluate(config, workdir / 'run')
+  state = verifier_trainer.train_and_evaluate(verifier_config.get_config('smoke'),
+                                              workdir / 'run')
   assert int(state.step) == 10
   convert.export_training_checkpoint(workdir / 'run' / 'checkpoints', workdir / 'exported')
   return workdir / 'exported'
