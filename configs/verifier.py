@@ -1,10 +1,9 @@
 """Training the mask verifier (not in the paper): does a later mask lie on a first-frame box's
 instance, or on a look-alike of it?
 
-  python train.py --config configs/verifier.py --workdir DIR \
-      --config.data.davis_root=DAVIS2016
-      the small verifier shipped for the demo: synthetic videos and the DAVIS 2016 training
-      sequences, about 15 minutes on a 2-core CPU (without the flag: synthetic videos only)
+  python train.py --config configs/verifier.py --workdir DIR
+      the small verifier shipped for the demo: synthetic videos only, about 15 minutes on a
+      2-core CPU
   python train.py --config configs/verifier.py:smoke --workdir DIR
       a few steps on a few small videos
 """
@@ -42,15 +41,6 @@ def get_config(arg=None):
   data.queries_per_instance = 12
   data.positive_fraction = 0.5
   data.look_alike_fraction = 0.75
-  # A DAVIS folder ('' for none) whose `davis_split` sequences give `davis_fraction` of the
-  # training pairs: each object's first box against its later masks (up to
-  # `davis_queries_per_object`) and against `davis_background_boxes` first-frame boxes away
-  # from the objects.
-  data.davis_root = ''
-  data.davis_split = 'train'
-  data.davis_fraction = 0.3
-  data.davis_queries_per_object = 40
-  data.davis_background_boxes = 8
   data.num_workers = 2
 
   # AdamW; linear warm-up, then linear decay to `end_learning_rate`.
@@ -68,6 +58,4 @@ def get_config(arg=None):
     data.num_eval_videos = 1
     data.num_frames = 28
     data.queries_per_instance = 3
-    data.davis_queries_per_object = 3
-    data.davis_background_boxes = 2
   return config

@@ -8,14 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vsreid_jax.data.davis import DavisDataset
 from vsreid_jax.data.synthetic import SyntheticVideoConfig
 from vsreid_jax.errors import InputError
 from vsreid_jax.models.verifier import build_verifier
 from vsreid_jax.training import loop
 from vsreid_jax.training import optimizer as optimizer_lib
 from vsreid_jax.training import propagation_data
-from vsreid_jax.training import verifier_data
 from vsreid_jax.training.verifier_data import VerifierPairs
 
 METRICS = ('loss', 'accuracy')
@@ -36,10 +34,7 @@ def validate_config(config, num_devices):
   for field in ('num_train_videos', 'num_eval_videos', 'num_frames', 'queries_per_instance'):
     if not isinstance(data[field], int) or data[field] < 1:
       raise InputError(f'config.data.{field} must be a positive integer, got {data[field]!r}')
-  for field in ('davis_queries_per_object', 'davis_background_boxes'):
-    if not isinstance(data[field], int) or data[field] < 0:
-      raise InputError(f'config.data.{field} must be a non-negative integer, got {data[field]!r}')
-  for field in ('positive_fraction', 'look_alike_fraction', 'davis_fraction'):
+  for field in ('positive_fraction', 'look_alike_fraction'):
     if not 0.0 <= data[field] <= 1.0:
       raise InputError(f'config.data.{field} must lie in [0, 1], got {data[field]}')
   if not isinstance(model.crop_size, int) or model.crop_size < 16:
@@ -50,32 +45,18 @@ def validate_config(config, num_devices):
                      f'length, got {tuple(model.widths)} and {tuple(model.strides)}')
 
 
-def _progress(name):
-  def progress(done, total):
-    if done == total or done % 50 == 0:
-      print(f'verifier pairs: {done}/{total} {name}', flush=True)
-  return progress
-
-
 def make_pairs(config, first_seed, count, stream):
-  """`VerifierPairs` of `count` synthetic videos from `first_seed`, with progress lines."""
+  """`VerifierPairs` of `count` videos from `first_seed`, with progress lines."""
   data = config.data
   video = SyntheticVideoConfig(num_frames=data.num_frames)
-  scenes = verifier_data.synthetic_scenes(
-      video, range(first_seed, first_seed + count), config.model.crop_size,
-      data.queries_per_instance, np.random.default_rng([config.seed, stream]),
-      _progress(('training', 'held-out')[stream] + ' videos'))
-  return VerifierPairs(scenes, data.positive_fraction, data.look_alike_fraction)
+  name = ('training', 'held-out')[stream]
 
-
-def make_davis_pairs(config):
-  """`VerifierPairs` of the `data.davis_split` sequences of `data.davis_root`."""
-  data = config.data
-  dataset = DavisDataset(data.davis_root, data.davis_split)
-  scenes = verifier_data.davis_scenes(
-      dataset, config.model.crop_size, data.davis_queries_per_object, data.davis_background_boxes,
-      np.random.default_rng([config.seed, 2]), _progress('DAVIS sequences'))
-  return VerifierPairs(scenes, data.positive_fraction, data.look_alike_fraction)
+  def progress(done, total):
+    if done == total or done % 50 == 0:
+      print(f'verifier pairs: {done}/{total} {name} videos', flush=True)
+  return VerifierPairs(video, range(first_seed, first_seed + count), config.model.crop_size,
+                       data.queries_per_instance, np.random.default_rng([config.seed, stream]),
+                       data.positive_fraction, data.look_alike_fraction, progress)
 
 
 def loss_and_metrics(params, model, batch):
@@ -111,21 +92,13 @@ def summarise(metrics_list):
 def train_and_evaluate(config, workdir):
   """Trains the mask verifier as `config` (`configs/verifier.py`) says, resuming from `workdir`.
 
-  With `data.davis_root` set, `data.davis_fraction` of the training pairs come from its DAVIS
-  sequences; the held-out pairs are synthetic.
-
   Returns:
     the final `TrainState`.
   """
   validate_config(config, jax.device_count())
   model = build_verifier(config.model)
   data = config.data
-  # DAVIS first: a bad root fails before the synthetic videos are made.
-  davis_pairs = make_davis_pairs(config) if data.davis_root else None
   train_pairs = make_pairs(config, data.first_seed, data.num_train_videos, stream=0)
-  if davis_pairs is not None:
-    train_pairs = propagation_data.MixtureSampler(
-        [train_pairs, davis_pairs], [1 - data.davis_fraction, data.davis_fraction])
   eval_pairs = make_pairs(config, data.first_seed + data.num_train_videos, data.num_eval_videos,
                           stream=1)
   schedule = optimizer_lib.learning_rate_schedule(config)
