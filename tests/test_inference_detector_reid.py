@@ -151,6 +151,45 @@ def test_look_alike_boxes_are_where_the_first_frames_non_objects_are_followed():
   assert plain.look_alike_boxes(5).shape == (0, 4)
 
 
+def test_a_box_on_an_object_is_no_non_object_however_loose():
+  labels = np.zeros((60, 80), np.uint8)
+  labels[20:30, 20:30] = 1
+  labels[40:50, 60:70] = 2
+  is_non_object = lambda box: detector_reid._is_non_object(labels, 2, box)  # pylint: disable=protected-access
+  assert is_non_object((40, 0, 80, 30))  # background only
+  assert is_non_object((28, 0, 40, 40))  # a fifth of object 1, a twenty-fourth of the box
+  assert not is_non_object((20, 20, 30, 30))  # the object itself
+  # Few object pixels for its size, but all of object 1 / two fifths of object 2: a loose box
+  # about an object, as detectors give on real video.
+  assert not is_non_object((0, 0, 60, 60))
+  assert not is_non_object((66, 30, 80, 60))
+
+
+class LooseBoxDetector(LookAlikeDetector):
+  """`LookAlikeDetector` whose first frame also shows a loose box about object 1 (few object
+  pixels for its size)."""
+
+  def detect(self, frame):
+    found = super().detect(frame)
+    if not np.array_equal(frame, self.frames[0]):
+      return found
+    loose = self.object_box + np.array([-12, -12, 12, 12], np.float32)
+    return Detections(np.concatenate([found.boxes, loose[None]]), np.full(3, 0.9),
+                      np.ones(3, int), np.concatenate([found.embeddings, self.non_object[None]]))
+
+
+def test_only_boxes_off_the_objects_start_look_alike_tracks():
+  clip = _clip()
+  detector = LooseBoxDetector(clip.frames, clip.labels[0])
+  loose = detector.object_box + np.array([-12, -12, 12, 12])
+  x_min, y_min, x_max, y_max = loose.astype(int)
+  assert np.count_nonzero(clip.labels[0][max(y_min, 0):y_max, max(x_min, 0):x_max]) <= (
+      detector_reid.NON_OBJECT_MAX_FRACTION * (y_max - max(y_min, 0)) * (x_max - max(x_min, 0)))
+  scorer = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0],
+                                      nearest_template=True)
+  np.testing.assert_allclose(scorer.look_alike_boxes(0), [detector.background_box])
+
+
 class NonObjectElsewhereDetector(LookAlikeDetector):
   """`LookAlikeDetector` whose later frames show the look-alike box (nearest the non-object)
   and, unless `non_object_seen` is False, the non-object, at `non_object_offset` from the
@@ -298,12 +337,16 @@ def test_non_object_tracks_follow_overlapping_look_alikes_and_end_after_frames_w
 
 def test_a_track_continues_into_duplicate_boxes_and_takes_the_look_of_its_last_box():
   tracks = detector_reid._Tracks([[0, 0, 10, 10]], [[1, 0]], [0], 2)  # pylint: disable=protected-access
-  # Both boxes overlap the track and look like it: both continue it; it moves to the nearer.
+  # Both boxes overlap the track and look like it: both continue it. It moves to the one more
+  # like its first look, [1, 0], though the other overlaps it more (the look-alike, not
+  # something beside it).
   assert tracks.follow(np.array([[2, 2, 12, 12], [1, 0, 11, 10]], np.float32),
                        np.array([[1, 0], [0.6, 0.8]], np.float32)).tolist() == [[True, True]] * 2
-  np.testing.assert_allclose(tracks.boxes, [[1, 0, 11, 10]])
-  # [0, 1] looks nothing like the first look [1, 0], but like the last one, [0.6, 0.8]: it
-  # continues the track, and is ruled out only as the object the track imitates.
+  np.testing.assert_allclose(tracks.boxes, [[2, 2, 12, 12]])
+  assert tracks.follow(np.array([[2, 1, 12, 11]], np.float32),
+                       np.array([[0.6, 0.8]], np.float32)).tolist() == [[True, True]]
+  # [0, 1] looks nothing like the first look, but like the last one, [0.6, 0.8]: it continues
+  # the track, and is ruled out only as the object the track imitates.
   assert tracks.follow(np.array([[1, 1, 11, 11]], np.float32),
                        np.array([[0, 1]], np.float32)).tolist() == [[True, False]]
 

@@ -12,9 +12,10 @@ With `nearest_template`, a box scores only for the object whose template it is
 most similar to, among the objects' templates and those of the first frame's
 detections that show no object (non-objects: look-alikes, other people); 0 for
 every other object. Look-alikes are also followed from frame to frame through
-their detections (greedy box overlap, among detections that look like the
-track's last box). A track starts at each non-object of the first frame,
-imitating the object whose template is nearest its own, and at each later
+their detections (among those that overlap the track's last box and look like
+it, the one most like the track's first box). A track starts at each
+non-object of the first frame, imitating the object whose template is nearest
+its own, and at each later
 detection that no track continues and that looks most like an object whose
 mask in that frame lies wholly outside the box (an object cannot be in two
 places; the rounds leave out masks that do not look like their object),
@@ -43,7 +44,9 @@ from vsreid_jax.reid import detection
 from vsreid_jax.reid.frame_detector import FrameDetector
 from vsreid_jax.reid.verification import Verifier, crop
 
-# A first-frame detection whose box holds at most this fraction of object pixels is a non-object.
+# A first-frame detection is a non-object when at most this fraction of its box's pixels are
+# object pixels and at most this fraction of each object's pixels lie in its box (a loose box
+# about an object holds mostly background but is still a box on the object).
 NON_OBJECT_MAX_FRACTION = 0.25
 # A detection continues a non-object's track when its box overlaps the track's last one this
 # much and its embedding's cosine similarity with the non-object's template is at least this.
@@ -133,7 +136,7 @@ class DetectorReid:
     for index in range(len(self._located), frame + 1):
       found = self._detector.detect(self._frames[index])
       if index == 0:
-        keep = np.array([_object_fraction(self._first_labels, box) <= NON_OBJECT_MAX_FRACTION
+        keep = np.array([_is_non_object(self._first_labels, self._num_objects, box)
                          for box in found.boxes], bool).reshape(-1)
         self._non_objects = found.embeddings[keep]
         if self._verifier is not None:
@@ -232,22 +235,24 @@ class _Tracks:
     """bool [M, N]: for each of the next frame's detections (`boxes` [M, 4], `embeddings`
     [M, E]), the objects it is ruled out as by the tracks it continues (duplicate boxes of
     one look-alike all continue it): every object while it looks like the track's first box,
-    else the one the track imitates. Each track moves to its most overlapping detection,
-    taking its look, and ends after `TRACK_PATIENCE` frames without one."""
+    else the one the track imitates. Each track moves to the detection continuing it that
+    looks most like its first box, taking its look, and ends after `TRACK_PATIENCE` frames
+    without one."""
     ruled_out = np.zeros((len(boxes), self.num_objects), bool)
     moved = np.zeros(len(self.boxes), bool)
     if len(self.boxes) and len(boxes):
       overlaps = np.asarray(pairwise_iou(self.boxes, np.asarray(boxes, np.float32)))
       similar = np.asarray(detection.reid_scores(self.templates, embeddings)) >= TRACK_SIMILARITY
       continues = (overlaps >= TRACK_IOU) & similar
-      as_first = np.asarray(detection.reid_scores(self.first_looks, embeddings)) >= TRACK_SIMILARITY
+      first_similarity = np.asarray(detection.reid_scores(self.first_looks, embeddings))
+      as_first = first_similarity >= TRACK_SIMILARITY
       for track, box in zip(*np.nonzero(continues)):
         if as_first[track, box]:
           ruled_out[box] = True
         else:
           ruled_out[box, self.imitates[track]] = True
       taken = np.zeros(len(boxes), bool)
-      for track, box in sorted(zip(*np.nonzero(continues)), key=lambda pair: -overlaps[pair]):
+      for track, box in sorted(zip(*np.nonzero(continues)), key=lambda pair: -first_similarity[pair]):
         if not (moved[track] or taken[box]):
           moved[track] = taken[box] = True
           self.boxes[track], self.templates[track] = boxes[box], embeddings[box]
@@ -270,10 +275,25 @@ def _look_alikes(boxes, scores, labels):
                    for i, k in enumerate(nearest)], bool).reshape(-1)
 
 
+def _is_non_object(labels, num_objects, box):
+  """Whether `box` is a non-object's in the frame of `labels` (see `NON_OBJECT_MAX_FRACTION`)."""
+  if _object_fraction(labels, box) > NON_OBJECT_MAX_FRACTION:
+    return False
+  inside = _in_box(labels, box)
+  areas = np.bincount(labels.reshape(-1), minlength=num_objects + 1)[1:num_objects + 1]
+  covered = np.bincount(inside.reshape(-1), minlength=num_objects + 1)[1:num_objects + 1]
+  return bool(np.all(covered <= NON_OBJECT_MAX_FRACTION * areas))
+
+
+def _in_box(labels, box):
+  """The part of `labels` inside `box` (x_min, y_min, x_max, y_max)."""
+  x_min, y_min, x_max, y_max = np.round(np.asarray(box)).astype(int)
+  return labels[max(y_min, 0):y_max, max(x_min, 0):x_max]
+
+
 def _object_fraction(labels, box):
   """Fraction of the pixels of `box` (x_min, y_min, x_max, y_max) that are non-zero in `labels`."""
-  x_min, y_min, x_max, y_max = np.round(np.asarray(box)).astype(int)
-  inside = labels[max(y_min, 0):y_max, max(x_min, 0):x_max]
+  inside = _in_box(labels, box)
   return float(np.count_nonzero(inside)) / inside.size if inside.size else 0.0
 
 
