@@ -6,10 +6,10 @@
   python infer.py --demo [--output OUT_DIR]
 
   Either segmenting mode runs VS-ReID with the shipped demo models (models/propagation_demo,
-  fine-tuned for 100 steps on each video's first frame, and models/reid_demo) unless told
-  otherwise: [--propagation-checkpoint CKPT_DIR] [--reid-checkpoint CKPT_DIR]
-  [--verifier-checkpoint CKPT_DIR] [--no-flip] [--no-reid] [--finetune-steps N], or
-  --flow-only to propagate masks by optical flow alone.
+  fine-tuned for 100 steps on each video's first frame, models/reid_demo and
+  models/verifier_demo) unless told otherwise: [--propagation-checkpoint CKPT_DIR]
+  [--reid-checkpoint CKPT_DIR] [--verifier-checkpoint CKPT_DIR | --no-verifier] [--no-flip]
+  [--no-reid] [--finetune-steps N], or --flow-only to propagate masks by optical flow alone.
 """
 
 import argparse
@@ -58,8 +58,9 @@ def parse_args(argv=None):
                            f'rounds (default: the shipped {SHIPPED_NAMES[1]})')
   parser.add_argument('--verifier-checkpoint', type=pathlib.Path,
                       help='mask verifier checkpoint directory, for the re-ID rounds to tell masks '
-                           f'on look-alikes (default: none; {SHIPPED_NAMES[2]} ships, better on '
-                           'synthetic video, worse on real video)')
+                           f'on look-alikes (default: the shipped {SHIPPED_NAMES[2]})')
+  parser.add_argument('--no-verifier', action='store_true',
+                      help='no mask verifier: masks on look-alikes are told by box overlap alone')
   parser.add_argument('--no-flip', action='store_true', help='no horizontal-flip averaging')
   parser.add_argument('--no-reid', action='store_true', help='propagate only, no re-ID rounds')
   parser.add_argument('--finetune-steps', type=int,
@@ -84,16 +85,20 @@ def make_segmenter(args, log=print):
                   ('--finetune-steps', args.finetune_steps is not None),
                   ('--propagation-checkpoint', args.propagation_checkpoint),
                   ('--reid-checkpoint', args.reid_checkpoint),
-                  ('--verifier-checkpoint', args.verifier_checkpoint))
+                  ('--verifier-checkpoint', args.verifier_checkpoint),
+                  ('--no-verifier', args.no_verifier))
     if flags:
       raise InputError(f'{", ".join(flags)} cannot be used with --flow-only')
     log('segmenting by optical flow alone (--flow-only)')
     return None
   if args.no_reid:
     flags = _used(('--reid-checkpoint', args.reid_checkpoint),
-                  ('--verifier-checkpoint', args.verifier_checkpoint))
+                  ('--verifier-checkpoint', args.verifier_checkpoint),
+                  ('--no-verifier', args.no_verifier))
     if flags:
       raise InputError(f'{", ".join(flags)} cannot be used with --no-reid')
+  if args.no_verifier and args.verifier_checkpoint:
+    raise InputError('--verifier-checkpoint cannot be used with --no-verifier')
   propagation = args.propagation_checkpoint or demo.SHIPPED_PROPAGATION
   if args.propagation_checkpoint is None and not propagation.is_dir():
     raise InputError(f'{propagation}: the shipped propagation network is missing (run from a '
@@ -105,6 +110,8 @@ def make_segmenter(args, log=print):
   if reid is None and not args.no_reid:
     reid = demo.SHIPPED_REID if demo.SHIPPED_REID.is_dir() else None
   verifier = args.verifier_checkpoint
+  if verifier is None and not args.no_verifier and demo.SHIPPED_VERIFIER.is_dir():
+    verifier = demo.SHIPPED_VERIFIER
   config = inference_config.get_config()
   config.flip = not args.no_flip
   log(f'propagation network: {propagation}'

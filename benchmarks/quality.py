@@ -47,8 +47,9 @@ def main():
   parser.add_argument('--propagation-checkpoint', type=pathlib.Path,
                       default=demo.SHIPPED_PROPAGATION)
   parser.add_argument('--reid-checkpoint', type=pathlib.Path, default=demo.SHIPPED_REID)
-  parser.add_argument('--verifier-checkpoint', type=pathlib.Path,
-                      help=f'mask verifier (off by default; the shipped one: {demo.SHIPPED_VERIFIER})')
+  parser.add_argument('--verifier-checkpoint', type=pathlib.Path, default=demo.SHIPPED_VERIFIER)
+  parser.add_argument('--no-verifier', action='store_true',
+                      help='no mask verifier: masks on look-alikes told by box overlap alone')
   parser.add_argument('--davis-root', type=pathlib.Path)
   parser.add_argument('--split', default='val')
   parser.add_argument('--synthetic-videos', type=int, default=5)
@@ -77,7 +78,7 @@ def main():
     wrap_reid = functools.partial(truth_reid.truth_reid_factory, clips[-1].videos, args.truth_reid)
     if args.truth_reid == 'both':
       reid_checkpoint = None  # the detector would go unused
-  verifier = None if reid_checkpoint is None else args.verifier_checkpoint
+  verifier = None if args.no_verifier or reid_checkpoint is None else args.verifier_checkpoint
   segmenters = {}
   for name in args.methods:
     if name == demo.FLOW_BASELINE:

@@ -40,9 +40,9 @@ def get_config(arg=None):
   # its own new mask falls below (that frame loses the mask); those left after the rounds are
   # dropped; re-ID scorers are not shown them. Masks on a look-alike the scorer follows (box
   # IoU >= 0.3) also count as missing for the rounds and are replaced by re-propagation, but
-  # are otherwise kept, unless a mask verifier (none by default; infer.py --verifier-checkpoint)
-  # finds them more like a first-frame non-object than like their object: those do not look
-  # like it. -1: every mask counts (official).
+  # are otherwise kept, unless the mask verifier (infer.py --verifier-checkpoint, the shipped
+  # one by default) finds them more like a first-frame non-object than like their object: those
+  # do not look like it. -1: every mask counts (official).
   config.reid_keep_threshold = 0.3
   # Objects whose person score exceeds this take part in the person round first.
   config.person_threshold = 0.5

@@ -39,6 +39,7 @@ def test_notebook_segments_a_clip_and_shows_an_overlay(checkpoint_dir, reid_dir,
   first_mask = np.asarray(Image.open(namespace['FIRST_MASK']))
   scorer = namespace['segmenter'].reid_factory(frames, first_mask)
   assert scorer._nearest_template  # pylint: disable=protected-access
+  assert scorer._verifier is not None  # the shipped mask verifier  # pylint: disable=protected-access
   assert (tmp_path / 'colab' / 'overlay.mp4').is_file()
   last_line = cells[3].strip().splitlines()[-1]
   exec(cells[3].strip()[:-len(last_line)], namespace)  # pylint: disable=exec-used

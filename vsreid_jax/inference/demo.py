@@ -78,7 +78,8 @@ def demo_clips(output_dir, seed=0, log=print):
 
 
 def vsreid_segmenter(config, propagation_dir=SHIPPED_PROPAGATION, reid_dir=SHIPPED_REID,
-                     finetune_steps=FINETUNE_STEPS, wrap_reid=None, verifier_dir=None):
+                     finetune_steps=FINETUNE_STEPS, wrap_reid=None,
+                     verifier_dir=SHIPPED_VERIFIER):
   """VS-ReID with the given networks (default the shipped ones).
 
   Args:
@@ -88,9 +89,8 @@ def vsreid_segmenter(config, propagation_dir=SHIPPED_PROPAGATION, reid_dir=SHIPP
     finetune_steps: online fine-tuning steps on each video's first frame (0: none).
     wrap_reid: optional callable turning the detector's re-ID factory (None without
       `reid_dir`) into the one to use, such as a `truth_reid.truth_reid_factory`.
-    verifier_dir: a mask verifier's checkpoint (such as `SHIPPED_VERIFIER`; used with
-      `reid_dir` and `config.reid_nearest_template`), or None for none (the default: the
-      shipped verifier helps on synthetic video but hurts on real video).
+    verifier_dir: the mask verifier's checkpoint (used with `reid_dir` and
+      `config.reid_nearest_template`), or None for none.
 
   Returns:
     a `FinetunedVSReID` if `finetune_steps`, else a `VSReID`.
@@ -115,7 +115,8 @@ def demo_segmenters(config):
   segmenters = {FLOW_BASELINE: None}
   if SHIPPED_PROPAGATION.is_dir():
     segmenters['vs-reid'] = vsreid_segmenter(
-        config, reid_dir=SHIPPED_REID if SHIPPED_REID.is_dir() else None)
+        config, reid_dir=SHIPPED_REID if SHIPPED_REID.is_dir() else None,
+        verifier_dir=SHIPPED_VERIFIER if SHIPPED_VERIFIER.is_dir() else None)
   return segmenters
 
 
