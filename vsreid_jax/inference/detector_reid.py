@@ -10,25 +10,25 @@ round.
 
 With `nearest_template`, a box scores only for the object whose template it is
 most similar to, among the objects' templates and those of the first frame's
-detections that show no object (non-objects: look-alikes, other people); 0 for
-every other object. Look-alikes are also followed from frame to frame through
-their detections (among those that overlap the track's last box and look like
-it, the one most like the track's first box). A track starts at each
-non-object of the first frame, imitating the object whose template is nearest
-its own, and at each later
-detection that no track continues and that looks most like an object whose
-mask in that frame lies wholly outside the box (an object cannot be in two
-places; the rounds leave out masks that do not look like their object),
-imitating that object. A detection that continues a track scores 0 for every
-object, however much it looks like one, while it still looks like the track's
-first box; once it no longer does (where a look-alike crosses another object,
-its track can pass onto that object), only for the object the track imitates.
-Likewise a first-frame non-object whose track a detection continues is no
-candidate for the boxes apart from that one: they go to their nearest among
-the other templates. The non-objects' tracks are followed through the detections
-alone, so where they are in a frame (`look_alike_boxes`, for the rounds to look
-past masks lying there) is known before any mask of that frame; the later tracks,
-which start from the masks, are followed apart from them.
+detections that show no object (non-objects: look-alikes, other people; see
+`NON_OBJECT_MAX_FRACTION`); 0 for every other object. Look-alikes are also
+followed from frame to frame through their detections (among those that overlap
+the track's last box and look like it, the one most like the track's first box).
+A track starts at each non-object of the first frame, imitating the object whose
+template is nearest its own, and at each later detection that no track continues
+and that looks most like an object whose mask in that frame lies wholly outside
+the box (an object cannot be in two places; the rounds leave out masks that do
+not look like their object), imitating that object. A detection that continues a
+track scores 0 for every object, however much it looks like one, while it still
+looks like the track's first box; once it no longer does (where a look-alike
+crosses another object, its track can pass onto that object), only for the
+object the track imitates. Likewise a first-frame non-object whose track a
+detection continues is no candidate for the boxes apart from that one: they go
+to their nearest among the other templates. The non-objects' tracks are followed
+through the detections alone, so where they are in a frame (`look_alike_boxes`,
+for the rounds to look past masks lying there) is known before any mask of that
+frame; the later tracks, which start from the masks, are followed apart from
+them.
 With a mask verifier (`vsreid_jax.reid.verification`) as well, a mask looks more
 like a non-object than like its object (`resembles_non_object`) when the verifier
 finds it more like the first-frame box of some non-object than like its object's.
