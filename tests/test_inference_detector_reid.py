@@ -155,7 +155,7 @@ def test_a_box_on_an_object_is_no_non_object_however_loose():
   labels = np.zeros((60, 80), np.uint8)
   labels[20:30, 20:30] = 1
   labels[40:50, 60:70] = 2
-  is_non_object = lambda box: detector_reid._is_non_object(labels, 2, box)  # pylint: disable=protected-access
+  is_non_object = lambda box: detector_reid._is_non_object(labels, np.array([100, 100]), box)  # pylint: disable=protected-access
   assert is_non_object((40, 0, 80, 30))  # background only
   assert is_non_object((28, 0, 40, 40))  # a fifth of object 1, a twenty-fourth of the box
   assert not is_non_object((20, 20, 30, 30))  # the object itself
@@ -182,9 +182,8 @@ def test_only_boxes_off_the_objects_start_look_alike_tracks():
   clip = _clip()
   detector = LooseBoxDetector(clip.frames, clip.labels[0])
   loose = detector.object_box + np.array([-12, -12, 12, 12])
-  x_min, y_min, x_max, y_max = loose.astype(int)
-  assert np.count_nonzero(clip.labels[0][max(y_min, 0):y_max, max(x_min, 0):x_max]) <= (
-      detector_reid.NON_OBJECT_MAX_FRACTION * (y_max - max(y_min, 0)) * (x_max - max(x_min, 0)))
+  assert detector_reid._object_fraction(clip.labels[0], loose) <= (  # pylint: disable=protected-access
+      detector_reid.NON_OBJECT_MAX_FRACTION)
   scorer = detector_reid.DetectorReid(detector, clip.frames, clip.labels[0],
                                       nearest_template=True)
   np.testing.assert_allclose(scorer.look_alike_boxes(0), [detector.background_box])

@@ -136,7 +136,9 @@ class DetectorReid:
     for index in range(len(self._located), frame + 1):
       found = self._detector.detect(self._frames[index])
       if index == 0:
-        keep = np.array([_is_non_object(self._first_labels, self._num_objects, box)
+        areas = np.bincount(self._first_labels.reshape(-1),
+                            minlength=self._num_objects + 1)[1:self._num_objects + 1]
+        keep = np.array([_is_non_object(self._first_labels, areas, box)
                          for box in found.boxes], bool).reshape(-1)
         self._non_objects = found.embeddings[keep]
         if self._verifier is not None:
@@ -252,7 +254,8 @@ class _Tracks:
         else:
           ruled_out[box, self.imitates[track]] = True
       taken = np.zeros(len(boxes), bool)
-      for track, box in sorted(zip(*np.nonzero(continues)), key=lambda pair: -first_similarity[pair]):
+      for track, box in sorted(zip(*np.nonzero(continues)),
+                               key=lambda pair: -first_similarity[pair]):
         if not (moved[track] or taken[box]):
           moved[track] = taken[box] = True
           self.boxes[track], self.templates[track] = boxes[box], embeddings[box]
@@ -275,14 +278,13 @@ def _look_alikes(boxes, scores, labels):
                    for i, k in enumerate(nearest)], bool).reshape(-1)
 
 
-def _is_non_object(labels, num_objects, box):
-  """Whether `box` is a non-object's in the frame of `labels` (see `NON_OBJECT_MAX_FRACTION`)."""
-  if _object_fraction(labels, box) > NON_OBJECT_MAX_FRACTION:
-    return False
+def _is_non_object(labels, areas, box):
+  """Whether `box` is a non-object's in the frame of `labels`, whose objects 1..N have `areas`
+  [N] pixels (see `NON_OBJECT_MAX_FRACTION`)."""
   inside = _in_box(labels, box)
-  areas = np.bincount(labels.reshape(-1), minlength=num_objects + 1)[1:num_objects + 1]
-  covered = np.bincount(inside.reshape(-1), minlength=num_objects + 1)[1:num_objects + 1]
-  return bool(np.all(covered <= NON_OBJECT_MAX_FRACTION * areas))
+  covered = np.bincount(inside.reshape(-1), minlength=len(areas) + 1)[1:len(areas) + 1]
+  return bool(np.count_nonzero(inside) <= NON_OBJECT_MAX_FRACTION * inside.size
+              and np.all(covered <= NON_OBJECT_MAX_FRACTION * areas))
 
 
 def _in_box(labels, box):
