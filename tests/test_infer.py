@@ -140,6 +140,10 @@ def test_without_model_flags_the_shipped_networks_are_used(tmp_path):
   assert isinstance(segmenter, FinetunedVSReID) and segmenter.num_steps == demo.FINETUNE_STEPS
   assert str(demo.SHIPPED_PROPAGATION) in lines[0] and f'{demo.FINETUNE_STEPS} steps' in lines[0]
   assert (segmenter.reid_factory is not None) == demo.SHIPPED_REID.is_dir()
+  assert lines[0].endswith(f'mask verifier: {demo.SHIPPED_VERIFIER}')
+  infer.make_segmenter(infer.parse_args(['--no-verifier', '--finetune-steps', '0']),
+                       log=lines.append)
+  assert lines[-1].endswith('mask verifier: none')
   no_reid = infer.make_segmenter(infer.parse_args(['--no-reid', '--finetune-steps', '0']),
                                  log=lines.append)
   assert isinstance(no_reid, VSReID) and no_reid.reid_factory is None
