@@ -2,7 +2,7 @@
 instance, or on a look-alike of it?
 
   python train.py --config configs/verifier.py --workdir DIR
-      the small verifier shipped for the demo: synthetic videos only, about 15 minutes on a
+      the small verifier shipped for the demo: synthetic videos only, about 35 minutes on a
       2-core CPU
   python train.py --config configs/verifier.py:smoke --workdir DIR
       a few steps on a few small videos
@@ -19,10 +19,10 @@ def get_config(arg=None):
   config.task = 'verifier'
   config.seed = 0
   config.batch_size = 64
-  config.num_train_steps = 3000
-  config.checkpoint_every_steps = 1000
+  config.num_train_steps = 9000
+  config.checkpoint_every_steps = 3000
   config.log_every_steps = 100
-  config.eval_every_steps = 1000
+  config.eval_every_steps = 3000
   config.keep_checkpoints = 2
 
   model = config.model = ml_collections.ConfigDict()
@@ -35,7 +35,7 @@ def get_config(arg=None):
   # Synthetic videos from seed `first_seed` on (training), then the held-out ones; far from the
   # seeds the benchmarks score (1000-1999) and those the other trainers generate.
   data.first_seed = 100_000
-  data.num_train_videos = 400
+  data.num_train_videos = 800
   data.num_eval_videos = 20
   data.num_frames = 48
   data.queries_per_instance = 12
