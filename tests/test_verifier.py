@@ -172,6 +172,31 @@ def test_a_mask_on_something_more_like_a_non_object_resembles_it():
   np.testing.assert_array_equal(plain.resembles_non_object(2, on_blue), [False])
 
 
+class TiltedVerifier(ColourVerifier):
+  """A stand-in `Verifier` that finds every mask equally likely on the red template's instance
+  (0.5) and `tilt` likelier on a blue template's."""
+
+  def __init__(self, tilt):
+    self.tilt = tilt
+
+  def probabilities(self, templates, queries):
+    blue = templates[:, 2] > templates[:, 0]
+    return np.broadcast_to(0.5 + self.tilt * blue[:, None], (len(templates), len(queries)))
+
+
+@pytest.mark.parametrize('tilt, resembles', [(0.5, False), (1.5, True)])
+def test_a_non_object_must_fit_better_by_the_margin(tilt, resembles):
+  frames = np.full((3, 48, 64, 3), 128, np.uint8)
+  frames[:, 5:15, 5:15] = RED
+  frames[:, 30:40, 40:50] = BLUE
+  first = np.zeros((48, 64), np.uint8)
+  first[5:15, 5:15] = 1
+  verifier = TiltedVerifier(tilt * detector_reid.VERIFIER_MARGIN)
+  scorer = detector_reid.DetectorReid(RedAndBlueDetector(), frames, first, nearest_template=True,
+                                      verifier=verifier)
+  np.testing.assert_array_equal(scorer.resembles_non_object(2, first), [resembles])
+
+
 def test_detector_scorer_runs_the_real_verifier(reid_dir, verifier_dir):
   clip = synthetic.generate_video(synthetic.SyntheticVideoConfig(
       num_frames=14, height=64, width=96, num_objects=2, hidden_frames=(3, 5), seed=3))

@@ -31,8 +31,8 @@ frame; the later tracks, which start from the masks, are followed apart from
 them.
 With a mask verifier (`vsreid_jax.reid.verification`) as well, a mask looks more
 like a non-object than like its object (`resembles_non_object`) when the verifier
-finds it more like the first-frame box of some non-object than like its object's.
-The official code has no such rules (its re-ID scores come from files).
+finds it more like the first-frame box of some non-object than like its object's
+(by more than `VERIFIER_MARGIN`). The official code has no such rules (its re-ID scores come from files).
 """
 
 import numpy as np
@@ -55,6 +55,11 @@ TRACK_SIMILARITY = 0.5
 # A track that no detection continues for more frames than this (its look-alike hidden or
 # missed) ends.
 TRACK_PATIENCE = 10
+# A mask resembles a non-object when the verifier finds it likelier (by more than this) to lie
+# on some non-object's first-frame box than on its object's: on ground-truth masks of
+# synthetic seeds 1005-1008 the margin halves the false alarms on objects' masks (13% to 6%)
+# while still catching 67% of look-alikes' masks (80% without).
+VERIFIER_MARGIN = 0.1
 
 
 class DetectorReid:
@@ -128,7 +133,7 @@ class DetectorReid:
                                        for index in judged])
     own = np.diagonal(self._verifier.probabilities(self._object_features[judged], queries))
     other = self._verifier.probabilities(self._non_object_features, queries).max(axis=0)
-    unlike[judged] = other > own
+    unlike[judged] = other > own + VERIFIER_MARGIN
     return unlike
 
   def _follow(self, frame):
