@@ -2,7 +2,7 @@
 instance, or on a look-alike of it?
 
   python train.py --config configs/verifier.py --workdir DIR
-      the small verifier shipped for the demo: synthetic videos only, about 35 minutes on a
+      the small verifier shipped for the demo: synthetic videos only, about 40 minutes on a
       2-core CPU
   python train.py --config configs/verifier.py:smoke --workdir DIR
       a few steps on a few small videos

@@ -32,7 +32,8 @@ them.
 With a mask verifier (`vsreid_jax.reid.verification`) as well, a mask looks more
 like a non-object than like its object (`resembles_non_object`) when the verifier
 finds it more like the first-frame box of some non-object than like its object's
-(by more than `VERIFIER_MARGIN`). The official code has no such rules (its re-ID scores come from files).
+(by more than `VERIFIER_MARGIN`). The official code has no such rules (its re-ID scores
+come from files).
 """
 
 import numpy as np
