@@ -36,15 +36,21 @@ def save_model_checkpoint(directory, params, batch_stats, config, step=0):
     manager.wait_until_finished()
 
 
-def restore_model_checkpoint(directory):
+def restore_model_checkpoint(directory, task=None, network=None):
   """Reads the latest checkpoint in `directory`.
+
+  Args:
+    directory: the checkpoint directory.
+    task: if given, the `task` its config must have (`configs/reid.py`: 'reid').
+    network: what such a checkpoint holds, for the error message ('re-ID').
 
   Returns:
     (variables, config): {'params': ..., 'batch_stats': ...} and the stored
     `ml_collections.ConfigDict`.
 
   Raises:
-    InputError: the directory is missing or holds no readable checkpoint.
+    InputError: the directory is missing, holds no readable checkpoint, or one of
+      another task.
   """
   directory = pathlib.Path(directory).absolute()
   if not directory.is_dir():
@@ -65,9 +71,13 @@ def restore_model_checkpoint(directory):
   except Exception as error:  # orbax raises many types for damaged files.
     raise InputError(
         f'{directory}: unreadable checkpoint ({type(error).__name__}: {error})') from None
+  config = ml_collections.ConfigDict(restored[CONFIG_ITEM])
+  if task is not None and config.get('task') != task:
+    raise InputError(f'{directory}: not a {network} checkpoint (its config has task '
+                     f'{config.get("task")!r}; expected {task!r})')
   state = restored[STATE_ITEM]
   variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
-  return variables, ml_collections.ConfigDict(restored[CONFIG_ITEM])
+  return variables, config
 
 
 def _check_inputs(image, flow, guidance):

@@ -54,10 +54,7 @@ class FrameDetector:
     Raises:
       InputError: missing or unreadable checkpoint, or one of another network.
     """
-    variables, config = checkpoints.restore_model_checkpoint(checkpoint_dir)
-    if config.get('task') != 'reid':
-      raise InputError(f'{checkpoint_dir}: not a re-ID checkpoint (its config has task '
-                       f'{config.get("task")!r}; expected "reid")')
+    variables, config = checkpoints.restore_model_checkpoint(checkpoint_dir, 'reid', 're-ID')
     # Checkpoints from before class vocabularies are class-agnostic.
     person = config.data.get('classes', 'object') == 'person'
     return cls(build_detector(config.model), variables, build_detection_settings(config.detection),

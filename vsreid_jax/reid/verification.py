@@ -9,7 +9,6 @@ import jax
 import numpy as np
 
 from vsreid_jax import checkpoints
-from vsreid_jax.errors import InputError
 from vsreid_jax.models.verifier import MaskVerifier, build_verifier
 
 # A crop's side is this times the longer side of its box.
@@ -58,10 +57,8 @@ class Verifier:
     Raises:
       InputError: missing or unreadable checkpoint, or one of another network.
     """
-    variables, config = checkpoints.restore_model_checkpoint(checkpoint_dir)
-    if config.get('task') != 'verifier':
-      raise InputError(f'{checkpoint_dir}: not a mask verifier checkpoint (its config has task '
-                       f'{config.get("task")!r}; expected "verifier")')
+    variables, config = checkpoints.restore_model_checkpoint(checkpoint_dir, 'verifier',
+                                                             'mask verifier')
     return cls(build_verifier(config.model), {'params': variables['params']},
                config.model.crop_size)
 
