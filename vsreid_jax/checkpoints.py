@@ -42,7 +42,7 @@ def restore_model_checkpoint(directory, task=None, network=None):
   Args:
     directory: the checkpoint directory.
     task: if given, the `task` its config must have (`configs/reid.py`: 'reid').
-    network: what such a checkpoint holds, for the error message ('re-ID').
+    network: what such a checkpoint holds, for the error message ('re-ID'; default `task`).
 
   Returns:
     (variables, config): {'params': ..., 'batch_stats': ...} and the stored
@@ -73,7 +73,7 @@ def restore_model_checkpoint(directory, task=None, network=None):
         f'{directory}: unreadable checkpoint ({type(error).__name__}: {error})') from None
   config = ml_collections.ConfigDict(restored[CONFIG_ITEM])
   if task is not None and config.get('task') != task:
-    raise InputError(f'{directory}: not a {network} checkpoint (its config has task '
+    raise InputError(f'{directory}: not a {network or task} checkpoint (its config has task '
                      f'{config.get("task")!r}; expected {task!r})')
   state = restored[STATE_ITEM]
   variables = {'params': state['params'], 'batch_stats': state['batch_stats']}
